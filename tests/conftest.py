@@ -1,0 +1,30 @@
+"""Shared fixtures: the `agents` namespace config, settings, and YAML loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.index import ConfigIndex
+from webhook.settings import Settings
+from webhook.sources.files import FileSource
+
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def config() -> ConfigIndex:
+    return FileSource([FIXTURES / "config.yaml"]).load()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings()

@@ -1,0 +1,87 @@
+"""The admission service: AdmissionReview in, answer out, with the live lookup and the observers.
+
+This is the thin async shell around the pure core: it reads the current config snapshot, calls
+`decide`, and gives a Pod that names a just-created object one second chance through the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.decision import Deny, Outcome, Skip, decide
+from webhook.review import Request, answer
+from webhook.settings import Settings
+from webhook.sources import ConfigSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What observers (logs, metrics, Events) learn about one Pod admission."""
+
+    request: Request
+    outcome: Outcome
+    outcome_name: str  # injected | skipped | denied | error
+    reason: str
+    micros: int
+
+
+Observer = Callable[[Admitted], None]
+
+
+class Admission:
+    def __init__(
+        self,
+        source: ConfigSource,
+        settings: Settings,
+        server_version: tuple[int, int] | None = None,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.server_version = server_version
+        self.observers = observers or []
+
+    def mode(self) -> str:
+        return self.settings.default_mode(self.server_version)
+
+    async def review(self, request: Request) -> dict[str, Any]:
+        if not request.is_pod_create or request.object is None:
+            return answer(request, None)
+        started = time.perf_counter_ns()
+        pod = request.object
+        try:
+            outcome = self._decide(pod, request.namespace)
+            missing = outcome.missing if isinstance(outcome, Deny) else None
+            if missing is not None and await self.source.lookup(missing) is not None:
+                outcome = self._decide(pod, request.namespace)
+            name = _outcome_name(outcome)
+        except Exception:
+            # A bug of ours must not block Pods: admit unchanged, loudly (log, metric, warning).
+            log.exception("admission failed for uid %s; pod admitted unchanged", request.uid)
+            message = "entra webhook internal error: pod admitted without the Entra sidecar (see webhook logs)"
+            outcome, name = Skip("internal-error", message, [message]), "error"
+        micros = (time.perf_counter_ns() - started) // 1000
+        admitted = Admitted(request, outcome, name, outcome.reason, micros)
+        for observer in self.observers:
+            try:
+                observer(admitted)
+            except Exception:
+                log.exception("observer %r failed", observer)
+        return answer(request, outcome)
+
+    def _decide(self, pod: dict[str, Any] | Any, namespace: str) -> Outcome:
+        return decide(pod, namespace, self.source.index, self.settings, self.server_version)
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    if isinstance(outcome, Deny):
+        return "denied"
+    if isinstance(outcome, Skip):
+        return "skipped"
+    return "injected"

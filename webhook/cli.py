@@ -1,0 +1,140 @@
+"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint) and `certs`."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+
+from webhook import __version__
+from webhook.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
+from webhook.decision import Deny, Inject, decide
+from webhook.documents import DocumentError, dump_documents, load_documents
+from webhook.index import ConfigIndex
+from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings
+from webhook.sources.files import FileSource, SourceError, config_objects
+from webhook.workloads import find_templates
+
+
+class UsageError(Exception):
+    """A problem with what the user gave us: printed as one line, exit code 2."""
+
+
+def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    group = parser.add_argument_group("sidecar settings (flags win over ENTRA_WEBHOOK_* env vars)")
+    for name, field in Settings.model_fields.items():
+        if name in skip:
+            continue
+        group.add_argument(
+            flag_name(name),
+            dest=name,
+            metavar=name.rsplit("_", 1)[-1].upper(),
+            help=f"env {env_name(name)}; default {field.default}",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="entra-webhook", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inject = commands.add_parser("inject", help="inject Pods and Pod templates in Kubernetes YAML, offline")
+    inject.add_argument("-f", "--file", required=True, help="a YAML file, or - for stdin")
+    inject.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
+    inject.add_argument("--namespace", default="default", help="namespace for objects that name none")
+    inject.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    _settings_flags(inject, skip=("mode",))
+
+    serve = commands.add_parser("serve", help="serve the admission endpoint over HTTPS")
+    serve.add_argument("--cert-file", type=Path, required=True)
+    serve.add_argument("--key-file", type=Path, required=True)
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
+    serve.add_argument("--kubeconfig", type=Path, help="read CRs from this cluster (default: in-cluster if there)")
+    serve.add_argument("--drain-seconds", type=float, default=5.0, help="keep serving after SIGTERM, not ready")
+    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    _settings_flags(serve, skip=("mode",))
+
+    certs = commands.add_parser("certs", help="make a CA and a serving certificate")
+    certs.add_argument("--out", type=Path, required=True)
+    certs.add_argument("--service", default="entra-webhook")
+    certs.add_argument("--namespace", default="entra-system")
+    certs.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
+    certs.add_argument("--ip", action="append", default=[], help="IP address SAN (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "inject":
+            return run_inject(args)
+        if args.command == "serve":
+            from webhook.run import run_serve
+
+            return run_serve(args)
+        return run_certs(args)
+    except (UsageError, SettingsError, SourceError, DocumentError, OSError) as error:
+        print(f"entra-webhook {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def run_inject(args: argparse.Namespace) -> int:
+    settings = load_settings(vars(args), os.environ)
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    documents = load_documents(text, args.file)
+    index = FileSource(args.config, args.namespace).load() if args.config else ConfigIndex()
+    for obj in config_objects(documents, args.file, args.namespace):
+        index = index.with_object(obj)
+
+    output: list[Any] = []
+    denials: list[str] = []
+    for original in documents:
+        document = original
+        for template in find_templates(original):
+            namespace = template.namespace or args.namespace
+            subject = None if template.kind == "Pod" else f'{template.subject} in namespace "{namespace}"'
+            outcome = decide(template.pod, namespace, index, settings, subject=subject)
+            for warning in outcome.warnings if not isinstance(outcome, Deny) else []:
+                print(f"warning: {warning}", file=sys.stderr)
+            if isinstance(outcome, Deny):
+                denials.append(outcome.message)
+            elif isinstance(outcome, Inject):
+                document = _replace(document, template.path, jsonpatch.apply_patch(template.pod, outcome.ops))
+        output.append(document)
+    if denials:
+        for message in denials:
+            print(f"denied: {message}", file=sys.stderr)
+        return 1
+    sys.stdout.write(dump_documents(output))
+    return 0
+
+
+def _replace(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    """A copy of `document` with the node at `path` replaced; the input stays as it was."""
+    if not path:
+        return value
+    result = copy.copy(document)
+    result[path[0]] = _replace(document[path[0]], path[1:], value)
+    return result
+
+
+def run_certs(args: argparse.Namespace) -> int:
+    ca = make_ca()
+    serving = make_serving(ca, [*service_names(args.service, args.namespace), *args.dns], args.ip)
+    write_bundle(args.out, ca, serving)
+    print(f"wrote ca.crt, ca.key, tls.crt and tls.key to {args.out}", file=sys.stderr)
+    print(ca_bundle(ca.cert_pem))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

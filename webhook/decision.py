@@ -1,0 +1,103 @@
+"""The mutation core: one pure function from a raw Pod to inject, skip or deny.
+
+The server and the offline `inject` command both call `decide`; neither adds rules of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.index import ConfigView
+from webhook.inject import Conflict, Plan, plan
+from webhook.models import ObjectRef
+from webhook.pod import (
+    INJECT_LABEL,
+    MIRROR,
+    BadAnnotation,
+    describe,
+    mapping,
+    pod_annotations,
+    pod_labels,
+    read_options,
+    service_account,
+)
+from webhook.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
+from webhook.resolve import Refused, Resolved, Unnamed, resolve
+from webhook.settings import Settings
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    ops: list[Json]
+    warnings: list[str]
+    reason: str  # "injected", or "reinvoked" when only late containers got env
+    blueprint: str
+    identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: str
+    message: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    reason: str
+    message: str
+    code: int = 403
+    missing: ObjectRef | None = None  # a named object that a live lookup might still find
+
+
+Outcome = Inject | Skip | Deny
+
+
+def decide(
+    pod: Mapping[str, Any],
+    namespace: str,
+    config: ConfigView,
+    settings: Settings,
+    server_version: tuple[int, int] | None = None,
+    subject: str | None = None,
+) -> Outcome:
+    """`subject` names the object in messages where it is not a Pod (a workload's template)."""
+    who = subject or describe(pod, namespace)
+    if namespace in _SYSTEM_NAMESPACES or namespace == settings.own_namespace:
+        return Skip("system-namespace", f'{who}: namespace "{namespace}" is never injected')
+    if MIRROR in pod_annotations(pod):
+        return Skip("mirror-pod", f"{who}: static (mirror) pods are never injected")
+    if pod_labels(pod).get(INJECT_LABEL) == "disabled":
+        return Skip("opted-out", f"{who}: label {INJECT_LABEL}=disabled opts it out")
+    containers = mapping(pod, "spec").get("containers")
+    if not isinstance(containers, list) or not containers:
+        return Skip("invalid-pod", f"{who}: has no spec.containers; left to the API server's validation")
+    try:
+        options = read_options(pod)
+    except BadAnnotation as error:
+        return Deny("bad-annotation", f"{who}: {error}", code=400)
+
+    resolution = resolve(namespace, service_account(pod), options, config)
+    if isinstance(resolution, Unnamed):
+        message = f"{who}: {resolution.message}"
+        return Skip("no-identity", message, [message])
+    if isinstance(resolution, Refused):
+        return Deny(resolution.reason, f"{who}: {resolution.message}", missing=resolution.missing)
+
+    result = plan(pod, resolution, options, settings, server_version)
+    if isinstance(result, Conflict):
+        return Deny(result.reason, f"{who}: {result.message}", code=400)
+    return _injected(result, resolution, who)
+
+
+def _injected(result: Plan, resolution: Resolved, who: str) -> Outcome:
+    if result.reinvoked and not result.ops:
+        return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env")
+    reason = "reinvoked" if result.reinvoked else "injected"
+    warnings = [f"{who}: {warning}" for warning in result.warnings]
+    identity = resolution.identity.ref.name if resolution.identity else None
+    return Inject(result.ops, warnings, reason, resolution.blueprint.ref.name, identity)

@@ -1,0 +1,313 @@
+"""The `AgentBlueprint` and `AgentIdentity` custom resources, validated once at the edge.
+
+Every source (files, the cluster) turns raw Kubernetes objects into these typed objects with
+`parse_object`; the core only ever sees validated objects or an `InvalidObject` that carries a
+message naming the object, the field, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import model_validator as _model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+GROUP = "entra.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+BLUEPRINT = "AgentBlueprint"
+IDENTITY = "AgentIdentity"
+KINDS = (BLUEPRINT, IDENTITY)
+PLURALS = {BLUEPRINT: "agentblueprints", IDENTITY: "agentidentities"}
+
+DEFAULT_INSTANCE = "https://login.microsoftonline.com/"
+DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# A configuration key segment: no "__" (the ASP.NET separator) and a valid Kubernetes env var name.
+_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$")
+
+
+def _fail(kind: str, message: str, value: object) -> PydanticCustomError:
+    return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": repr(value)})
+
+
+def _guid(value: str) -> str:
+    if not _GUID.match(value):
+        raise _fail("guid", "must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc", value)
+    return value.lower()
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise _fail("name", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')", value)
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if len(value) > 253 or not _SECRET_KEY.match(value):
+        raise _fail("secret_key", "must be a Secret key (letters, digits, '-', '_' and '.')", value)
+    return value
+
+
+def _api_name(value: str) -> str:
+    if not _API_NAME.match(value):
+        raise _fail("api_name", "must start with a letter and hold only letters, digits, '-' and single '_'", value)
+    return value
+
+
+def _url(value: str, *, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise _fail("url", f"must be an absolute {' or '.join(schemes)} URL", value)
+    return value
+
+
+def _https_url(value: str) -> str:
+    return _url(value, schemes=("https",))
+
+
+def _http_url(value: str) -> str:
+    return _url(value, schemes=("https", "http"))
+
+
+def _expiration(value: int) -> int:
+    if not 3600 <= value <= 86400:
+        raise _fail("expiration", "must be between 3600 and 86400 seconds (1 to 24 hours)", value)
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise _fail("empty", "must not be empty", value)
+    return value
+
+
+Guid = Annotated[StrictStr, AfterValidator(_guid)]
+ObjectName = Annotated[StrictStr, AfterValidator(_dns_subdomain)]
+SecretKey = Annotated[StrictStr, AfterValidator(_secret_key)]
+ApiName = Annotated[StrictStr, AfterValidator(_api_name)]
+HttpsUrl = Annotated[StrictStr, AfterValidator(_https_url)]
+HttpUrl = Annotated[StrictStr, AfterValidator(_http_url)]
+NonEmpty = Annotated[StrictStr, AfterValidator(_non_empty)]
+LogLevel = Literal["Trace", "Debug", "Information", "Warning", "Error", "Critical", "None"]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class _Spec(BaseModel):
+    """Kubernetes field names (camelCase), immutable, and unknown fields are errors, not ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+
+class WorkloadIdentityCredential(_Spec):
+    audience: NonEmpty = DEFAULT_AUDIENCE
+    expiration_seconds: Annotated[StrictInt, AfterValidator(_expiration)] = 3600
+
+
+class ClientSecretCredential(_Spec):
+    secret_name: ObjectName
+    key: SecretKey
+
+
+class Credential(_Spec):
+    workload_identity: WorkloadIdentityCredential | None = None
+    client_secret: ClientSecretCredential | None = None
+
+    @_model_validator(mode="after")
+    def _exactly_one(self) -> Credential:
+        if (self.workload_identity is None) == (self.client_secret is None):
+            raise PydanticCustomError("one_credential", "must set exactly one of workloadIdentity or clientSecret")
+        return self
+
+
+class DownstreamApi(_Spec):
+    base_url: HttpUrl
+    scopes: tuple[NonEmpty, ...] = ()
+    request_app_token: StrictBool | None = None
+    relative_path: StrictStr | None = None
+    http_method: HttpMethod | None = None
+
+
+class LocalObjectRef(_Spec):
+    name: ObjectName
+    optional: StrictBool | None = None
+
+
+class EnvFromSource(_Spec):
+    config_map_ref: LocalObjectRef | None = None
+    secret_ref: LocalObjectRef | None = None
+    prefix: StrictStr | None = None
+
+    @_model_validator(mode="after")
+    def _exactly_one(self) -> EnvFromSource:
+        if (self.config_map_ref is None) == (self.secret_ref is None):
+            raise PydanticCustomError("one_ref", "must set exactly one of configMapRef or secretRef")
+        return self
+
+
+class BlueprintSpec(_Spec):
+    tenant_id: Guid | None = None
+    client_id: Guid | None = None
+    instance: HttpsUrl | None = None
+    credential: Credential | None = None
+    downstream_apis: dict[ApiName, DownstreamApi] = {}
+    env_from: tuple[EnvFromSource, ...] = ()
+    log_level: LogLevel | None = None
+
+    @_model_validator(mode="after")
+    def _complete_without_env_from(self) -> BlueprintSpec:
+        if self.env_from:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("tenantId", self.tenant_id),
+                ("clientId", self.client_id),
+                ("credential", self.credential),
+            )
+            if value is None
+        ]
+        if missing:
+            raise PydanticCustomError(
+                "incomplete",
+                "needs tenantId, clientId and credential, or envFrom naming a ConfigMap/Secret that holds "
+                "the AzureAd__* settings (missing: {missing})",
+                {"missing": ", ".join(missing)},
+            )
+        return self
+
+
+class IdentitySpec(_Spec):
+    blueprint: ObjectName
+    client_id: Guid
+    service_accounts: tuple[ObjectName, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f'{self.kind} "{self.name}" in namespace "{self.namespace}"'
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBlueprint:
+    ref: ObjectRef
+    spec: BlueprintSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    ref: ObjectRef
+    spec: IdentitySpec
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidObject:
+    """A resource that exists but failed validation: Pods naming it are denied with `message`."""
+
+    ref: ObjectRef
+    message: str
+
+
+ConfigObject = AgentBlueprint | AgentIdentity | InvalidObject
+
+
+class NotConfig(ValueError):
+    """Raised for a document that is not one of our resources (the caller decides what that means)."""
+
+
+def is_config(document: Mapping[str, Any]) -> bool:
+    return document.get("apiVersion") == API_VERSION and document.get("kind") in KINDS
+
+
+def parse_object(document: Mapping[str, Any], default_namespace: str = "default") -> ConfigObject:
+    """Validate one Kubernetes object of our kinds into its typed form, or an `InvalidObject`."""
+    if not is_config(document):
+        raise NotConfig(
+            f"not an {API_VERSION} {' or '.join(KINDS)}: apiVersion={document.get('apiVersion')!r} "
+            f"kind={document.get('kind')!r}"
+        )
+    kind = str(document["kind"])
+    metadata = document.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    name = metadata.get("name")
+    namespace = metadata.get("namespace") or default_namespace
+    if not isinstance(name, str) or not name:
+        raise NotConfig(f"{kind} without metadata.name in namespace {namespace!r}: every {kind} needs a name")
+    ref = ObjectRef(kind, str(namespace), name)
+    spec_model = BlueprintSpec if kind == BLUEPRINT else IdentitySpec
+    try:
+        spec = spec_model.model_validate(document.get("spec"))
+    except ValidationError as error:
+        return InvalidObject(ref, f"{ref} is invalid: {describe_errors(error, 'spec', spec_model)}")
+    if isinstance(spec, BlueprintSpec):
+        return AgentBlueprint(ref, spec)
+    assert isinstance(spec, IdentitySpec)
+    return AgentIdentity(ref, spec)
+
+
+def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -> str:
+    """One clause per problem: the field path in Kubernetes spelling, then what is wrong and allowed."""
+    problems = []
+    for item in error.errors():
+        loc = item["loc"]
+        path = root + "".join(_path_part(part) for part in loc)
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "is required"
+        elif item["type"] == "extra_forbidden":
+            message = f"is not a known field (allowed: {', '.join(_fields_at(model, loc[:-1]))})"
+        elif item["type"] in {"model_type", "model_attributes_type", "dict_type"}:
+            message = f"must be a mapping, got {item['input']!r}"
+        elif item["type"] in {"tuple_type", "list_type"}:
+            message = f"must be a list, got {item['input']!r}"
+        elif item["type"] in {"literal_error", "string_type", "int_type", "bool_type"}:
+            message = f"{message}, got {item['input']!r}"
+        problems.append(f"{path}: {message}")
+    return "; ".join(problems)
+
+
+def _path_part(part: int | str) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    return " (the name)" if part == "[key]" else f".{part}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names a nested model allows, found by walking `loc` through the annotations."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {field.alias or name: field.annotation for name, field in current.model_fields.items()}
+            current = fields.get(str(part))
+        elif get_origin(current) in {tuple, dict, list}:
+            current = get_args(current)[-1 if get_origin(current) is dict else 0]
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [field.alias or name for name, field in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` and `Annotated[X, ...]` to `X`."""
+    while True:
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if get_origin(annotation) is Annotated or (get_origin(annotation) in {Union, UnionType} and len(args) == 1):
+            annotation = args[0]
+        else:
+            return annotation

@@ -1,0 +1,103 @@
+"""Which blueprint and agent identity a Pod gets, in the order the design pins.
+
+1. the `entra.io/agent-identity` annotation; else the one AgentIdentity whose
+   `spec.serviceAccounts` lists the Pod's service account;
+2. the blueprint from the `entra.io/blueprint` annotation, else from the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webhook.index import ConfigView
+from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, InvalidObject, ObjectRef
+from webhook.pod import AGENT_IDENTITY, PodOptions
+from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    blueprint: AgentBlueprint
+    identity: AgentIdentity | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unnamed:
+    """The Pod names nothing: it is admitted unchanged, with a warning carrying `message`."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The Pod names something wrong. `missing` is set when a live lookup could still find it."""
+
+    reason: str
+    message: str
+    missing: ObjectRef | None = None
+
+
+Resolution = Resolved | Unnamed | Refused
+
+
+def resolve(namespace: str, service_account: str, options: PodOptions, config: ConfigView) -> Resolution:
+    identity: AgentIdentity | None = None
+    if options.identity is not None:
+        found = _lookup(config, IDENTITY, namespace, options.identity, f"{AGENT_IDENTITY} names")
+        if isinstance(found, Refused):
+            return found
+        assert isinstance(found, AgentIdentity)
+        identity = found
+    else:
+        bound = config.bound_identities(namespace, service_account)
+        if len(bound) > 1:
+            names = ", ".join(item.ref.name for item in bound)
+            return Refused(
+                "ambiguous-identity",
+                f'service account "{service_account}" is listed in spec.serviceAccounts of several '
+                f"AgentIdentities ({names}): name one with the {AGENT_IDENTITY} annotation, or list the "
+                "service account in only one of them",
+            )
+        identity = bound[0] if bound else None
+
+    if options.blueprint is not None:
+        if identity is not None and identity.spec.blueprint != options.blueprint:
+            return Refused(
+                "blueprint-mismatch",
+                f'{BLUEPRINT_ANNOTATION} names "{options.blueprint}", but AgentIdentity "{identity.ref.name}" '
+                f'belongs to blueprint "{identity.spec.blueprint}": make them agree or drop the '
+                f"{BLUEPRINT_ANNOTATION} annotation",
+            )
+        blueprint_name, named_by = options.blueprint, f"{BLUEPRINT_ANNOTATION} names"
+    elif identity is not None:
+        blueprint_name, named_by = (
+            identity.spec.blueprint,
+            f'AgentIdentity "{identity.ref.name}" names blueprint',
+        )
+    else:
+        return Unnamed(
+            f"names no agent identity, so no sidecar was injected: add the {AGENT_IDENTITY} annotation, "
+            f'or list service account "{service_account}" in an AgentIdentity\'s spec.serviceAccounts'
+        )
+
+    blueprint = _lookup(config, BLUEPRINT, namespace, blueprint_name, named_by)
+    if isinstance(blueprint, Refused):
+        return blueprint
+    assert isinstance(blueprint, AgentBlueprint)
+    return Resolved(blueprint, identity)
+
+
+def _lookup(
+    config: ConfigView, kind: str, namespace: str, name: str, named_by: str
+) -> AgentBlueprint | AgentIdentity | Refused:
+    found = config.get(kind, namespace, name)
+    if found is None:
+        have = ", ".join(config.names(kind, namespace)) or "none"
+        return Refused(
+            f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
+            f'{named_by} "{name}", but namespace "{namespace}" has no {kind} of that name (have: {have})',
+            missing=ObjectRef(kind, namespace, name),
+        )
+    if isinstance(found, InvalidObject):
+        return Refused("invalid-config", f'{named_by} "{name}", but {found.message}: fix the {kind}')
+    return found

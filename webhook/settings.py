@@ -1,0 +1,108 @@
+"""Operator settings: validated once at start from flags and `ENTRA_WEBHOOK_*` env vars."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+DEFAULT_IMAGE = "mcr.microsoft.com/entra-sdk/auth-sidecar:1.1.2-azurelinux3.0-distroless"
+ENV_PREFIX = "ENTRA_WEBHOOK_"
+NATIVE_SIDECARS_SINCE = (1, 29)
+
+# The .NET container images' `app` user; the sidecar image names it but gives no number.
+DOTNET_APP_UID = 1654
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+def _quantity(value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise PydanticCustomError(
+            "quantity",
+            "must be a Kubernetes quantity such as 50m, 1, 128Mi or 1Gi, got {value}",
+            {"value": value},
+        )
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    """An image pinned by tag or digest; `latest` and untagged images drift under the operator's feet."""
+    name, _, digest = value.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    if digest:
+        if not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+            raise PydanticCustomError(
+                "image", "has a malformed digest (want sha256:<64 hex>): {value}", {"value": value}
+            )
+        return value
+    if not tag or tag == "latest" or not _TAG.match(tag):
+        raise PydanticCustomError(
+            "image",
+            "must be pinned by a tag other than latest or by a digest, for example {default}, got {value}",
+            {"value": value, "default": DEFAULT_IMAGE},
+        )
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+Mode = Literal["native", "container"]
+
+
+class Settings(BaseModel):
+    """What the operator chooses for every injected sidecar."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sidecar_image: Annotated[str, AfterValidator(_pinned_image)] = DEFAULT_IMAGE
+    sidecar_port: Annotated[int, Field(ge=1024, le=65535)] = 5000  # non-root cannot bind below 1024
+    mode: Literal["auto", "native", "container"] = "auto"
+    sidecar_cpu_request: Quantity = "50m"
+    sidecar_memory_request: Quantity = "128Mi"
+    sidecar_cpu_limit: Quantity = "500m"
+    sidecar_memory_limit: Quantity = "256Mi"
+    run_as_user: Annotated[int, Field(ge=1)] = DOTNET_APP_UID
+    own_namespace: str = "entra-system"
+
+    def default_mode(self, server_version: tuple[int, int] | None) -> Mode:
+        """`auto` picks native sidecars only where the API server is known to support them."""
+        if self.mode != "auto":
+            return self.mode
+        if server_version is not None and server_version >= NATIVE_SIDECARS_SINCE:
+            return "native"
+        return "container"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Flags win over env vars, env vars over defaults; errors name both spellings of the setting."""
+    values: dict[str, Any] = {}
+    for field in Settings.model_fields:
+        if flags.get(field) is not None:
+            values[field] = flags[field]
+        elif env_name(field) in environ:
+            values[field] = environ[env_name(field)]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else ""
+            problems.append(f"{flag_name(field)} ({env_name(field)}): {item['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

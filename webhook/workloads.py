@@ -1,0 +1,63 @@
+"""Where each kind of workload keeps its Pod template, so the offline `inject` finds every Pod."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# kind -> (API groups that serve it, path from the object to its Pod template)
+TEMPLATES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Pod": (frozenset({""}), ()),
+    "ReplicationController": (frozenset({""}), ("spec", "template")),
+    "Deployment": (frozenset({"apps", "extensions"}), ("spec", "template")),
+    "StatefulSet": (frozenset({"apps"}), ("spec", "template")),
+    "DaemonSet": (frozenset({"apps", "extensions"}), ("spec", "template")),
+    "ReplicaSet": (frozenset({"apps", "extensions"}), ("spec", "template")),
+    "Job": (frozenset({"batch"}), ("spec", "template")),
+    "CronJob": (frozenset({"batch"}), ("spec", "jobTemplate", "spec", "template")),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A Pod (or Pod template) inside a document: `path` leads from the document to it."""
+
+    path: tuple[str | int, ...]
+    pod: Mapping[str, Any]
+    kind: str
+    name: str
+    namespace: str | None
+
+    @property
+    def subject(self) -> str:
+        return f'{self.kind} "{self.name}"'
+
+
+def group_of(api_version: Any) -> str:
+    text = str(api_version or "")
+    return text.rpartition("/")[0] if "/" in text else ""
+
+
+def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[Template]:
+    """Every Pod template in a document, descending into `v1/List` items."""
+    if not isinstance(document, Mapping):
+        return
+    kind = document.get("kind")
+    group = group_of(document.get("apiVersion"))
+    if group == "" and isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
+        for index, item in enumerate(document["items"]):
+            yield from find_templates(item, (*path, "items", index))
+        return
+    if not isinstance(kind, str) or kind not in TEMPLATES or group not in TEMPLATES[kind][0]:
+        return
+    node: Any = document
+    for key in TEMPLATES[kind][1]:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping):
+        return
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), Mapping) else {}
+    assert isinstance(metadata, Mapping)
+    name = str(metadata.get("name") or metadata.get("generateName") or "")
+    namespace = metadata.get("namespace")
+    yield Template((*path, *TEMPLATES[kind][1]), node, kind, name, str(namespace) if namespace else None)
