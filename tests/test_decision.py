@@ -92,7 +92,7 @@ def test_invalid_blueprint_is_denied_with_its_validation_error(config: ConfigInd
     assert outcome.reason == "invalid-config"
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": entra.io/blueprint names "broken", but AgentBlueprint "broken" '
-        "in namespace \"agents\" is invalid: spec.tenantId: must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc, "
+        'in namespace "agents" is invalid: spec.tenantId: must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc, '
         "got 'not-a-guid': fix the AgentBlueprint"
     )
 
@@ -133,7 +133,9 @@ def test_service_account_listed_by_two_identities_is_denied(config: ConfigIndex)
 
 
 def test_annotation_wins_over_an_ambiguous_service_account(config: ConfigIndex) -> None:
-    outcome = decide(pod({"entra.io/agent-identity": "twin-a"}, serviceAccountName="shared"), "agents", config, Settings())
+    outcome = decide(
+        pod({"entra.io/agent-identity": "twin-a"}, serviceAccountName="shared"), "agents", config, Settings()
+    )
     assert isinstance(outcome, Inject)
     assert outcome.identity == "twin-a"
 
@@ -273,7 +275,9 @@ def test_pod_without_containers_is_left_to_api_server_validation(config: ConfigI
 
 
 def test_job_pod_in_container_mode_is_warned_that_it_never_completes(config: ConfigIndex) -> None:
-    outcome = decide(pod({"entra.io/agent-identity": "sales-agent"}, restartPolicy="Never"), "agents", config, Settings())
+    outcome = decide(
+        pod({"entra.io/agent-identity": "sales-agent"}, restartPolicy="Never"), "agents", config, Settings()
+    )
     assert isinstance(outcome, Inject)
     assert outcome.warnings == [
         'pod "web-7d9c" in namespace "agents": the sidecar runs as a regular container, so it keeps running after '

@@ -41,7 +41,7 @@ def _run(name: str, config: ConfigIndex) -> tuple[dict[str, Any], dict[str, Any]
     pod = _input_pod(case)
     settings = Settings(**case.get("settings", {}))
     version = tuple(case["server_version"]) if "server_version" in case else None
-    outcome = decide(copy.deepcopy(pod), case["namespace"], config, settings, version)  # type: ignore[arg-type]
+    outcome = decide(copy.deepcopy(pod), case["namespace"], config, settings, version)
     assert isinstance(outcome, Inject | Skip), outcome
     ops = outcome.ops if isinstance(outcome, Inject) else []
     result = {"outcome": type(outcome).__name__, "reason": outcome.reason, "ops": ops, "warnings": outcome.warnings}

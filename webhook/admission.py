@@ -59,6 +59,7 @@ class Admission:
             outcome = self._decide(pod, request.namespace)
             missing = outcome.missing if isinstance(outcome, Deny) else None
             if missing is not None and await self.source.lookup(missing) is not None:
+                log.info("found %s by a live lookup (created just before the pod)", missing)
                 outcome = self._decide(pod, request.namespace)
             name = _outcome_name(outcome)
         except Exception:

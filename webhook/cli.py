@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
     serve.add_argument("--kubeconfig", type=Path, help="read CRs from this cluster (default: in-cluster if there)")
     serve.add_argument("--drain-seconds", type=float, default=5.0, help="keep serving after SIGTERM, not ready")
+    serve.add_argument("--tls-reload-seconds", type=float, default=5.0, help="how often to look for a new certificate")
     serve.add_argument("--log-level", default="INFO")
     serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
     _settings_flags(serve, skip=("mode",))

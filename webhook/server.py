@@ -92,6 +92,7 @@ def create_app(lifecycle: Lifecycle) -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await admission.source.stop()
+            log.info("stopped after in-flight requests finished")
 
     return Starlette(
         routes=[

@@ -1,0 +1,92 @@
+"""Starting real `entra-webhook serve` processes for the tests, on loopback with real TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from webhook.certs import make_ca, make_serving, write_bundle
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_certs(directory: Path) -> Path:
+    ca = make_ca()
+    write_bundle(directory, ca, make_serving(ca, ["localhost"], ["127.0.0.1"]))
+    return directory
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[str]
+    certs: Path
+    log: Path
+
+    def client(self, cafile: Path | None = None, **options: object) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(cafile or self.certs / "ca.crt"))
+        return httpx.Client(base_url=self.url, verify=context, timeout=10, **options)  # type: ignore[arg-type]
+
+    def logs(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def wait_ready(served: Served, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    with served.client() as client:
+        while time.monotonic() < deadline:
+            if served.process.poll() is not None:
+                raise RuntimeError(f"server exited with {served.process.returncode}:\n{served.logs()}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/readyz").status_code == 200:
+                    return
+            time.sleep(0.05)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{served.logs()}")
+
+
+@contextlib.contextmanager
+def serve(certs: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    port = free_port()
+    log = workdir / f"serve-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "webhook.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--cert-file",
+        str(certs / "tls.crt"),
+        "--key-file",
+        str(certs / "tls.key"),
+        *args,
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+        )
+    served = Served(f"https://127.0.0.1:{port}", process, certs, log)
+    try:
+        wait_ready(served)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)

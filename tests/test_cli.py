@@ -1,0 +1,176 @@
+"""`entra-webhook inject` and `certs`, run as a user runs them."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from tests.conftest import FIXTURES
+from webhook.cli import main
+from webhook.pod import SIDECAR_NAME
+from webhook.workloads import find_templates
+
+WORKLOADS = FIXTURES / "workloads"
+CONFIG = str(FIXTURES / "config.yaml")
+KINDS = ["pod", "deployment", "statefulset", "daemonset", "replicaset", "replicationcontroller", "job", "cronjob"]
+
+
+def inject(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[Any], str]:
+    code = main(["inject", *args])
+    captured = capsys.readouterr()
+    documents = [doc for doc in yaml.safe_load_all(captured.out) if doc is not None] if code == 0 else []
+    return code, documents, captured.err
+
+
+def sidecar_names(template: Any) -> list[str]:
+    spec = template["spec"]
+    return [c["name"] for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == SIDECAR_NAME]
+
+
+def app_env(template: Any) -> dict[str, str]:
+    agent = next(c for c in template["spec"]["containers"] if c["name"] == "agent")
+    return {item["name"]: item["value"] for item in agent["env"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_workload_kind_gets_its_pod_template_injected(capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    code, documents, _ = inject(capsys, "-f", str(WORKLOADS / f"{kind}.yaml"), "--config", CONFIG)
+    assert code == 0
+    (document,) = documents
+    (template,) = find_templates(document)
+    assert sidecar_names(template.pod) == [SIDECAR_NAME]
+    assert app_env(template.pod) == {
+        "SIDECAR_URL": "http://localhost:5000",
+        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
+        "AGENT_IDENTITY_APP_ID": "f3897825-fd03-45f5-90eb-fdbf26135650",
+    }
+    original = yaml.safe_load((WORKLOADS / f"{kind}.yaml").read_text())
+    assert document["kind"] == original["kind"]
+    if kind != "pod":  # a workload's own metadata is not its Pod's
+        assert document["metadata"] == original["metadata"]
+
+
+@pytest.mark.parametrize("kind", ["job", "cronjob"])
+def test_job_templates_in_container_mode_warn_on_stderr(capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    _, _, err = inject(capsys, "-f", str(WORKLOADS / f"{kind}.yaml"), "--config", CONFIG)
+    assert "a Job never completes" in err
+    assert err.startswith(f'warning: {"CronJob" if kind == "cronjob" else "Job"} "agent" in namespace "agents":')
+
+
+def test_native_mode_flag_puts_the_sidecar_first_in_init_containers(capsys: pytest.CaptureFixture[str]) -> None:
+    _, documents, err = inject(capsys, "-f", str(WORKLOADS / "job.yaml"), "--config", CONFIG, "--mode", "native")
+    template = documents[0]["spec"]["template"]
+    assert template["spec"]["initContainers"][0]["name"] == SIDECAR_NAME
+    assert template["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+    assert err == ""
+
+
+def test_v1_list_items_are_each_injected_and_others_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
+    code, documents, _ = inject(capsys, "-f", str(WORKLOADS / "list.yaml"), "--config", CONFIG)
+    assert code == 0
+    items = documents[0]["items"]
+    assert [item["kind"] for item in items] == ["Deployment", "ConfigMap", "Pod"]
+    assert sidecar_names(items[0]["spec"]["template"]) == [SIDECAR_NAME]
+    assert items[1] == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "untouched", "namespace": "agents"},
+        "data": {"key": "value"},
+    }
+    assert app_env(items[2])["AGENT_IDENTITY_APP_ID"] == "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+
+
+def test_multi_document_stream_uses_its_own_config_and_keeps_order(capsys: pytest.CaptureFixture[str]) -> None:
+    code, documents, _ = inject(capsys, "-f", str(WORKLOADS / "stream.yaml"), "--namespace", "team")
+    assert code == 0
+    assert [doc["kind"] for doc in documents] == ["AgentBlueprint", "Service", "Deployment"]
+    original = list(yaml.safe_load_all((WORKLOADS / "stream.yaml").read_text()))
+    assert documents[:2] == original[:2]
+    template = documents[2]["spec"]["template"]
+    assert sidecar_names(template) == [SIDECAR_NAME]
+    assert app_env(template) == {
+        "SIDECAR_URL": "http://localhost:5000",
+        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
+    }
+
+
+def test_template_without_namespace_uses_default_namespace_without_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = inject(capsys, "-f", str(WORKLOADS / "stream.yaml"))
+    assert code == 1
+    assert err == (
+        'denied: Deployment "agent" in namespace "default": entra.io/blueprint names "inline", but namespace '
+        '"default" has no AgentBlueprint of that name (have: none)\n'
+    )
+
+
+def test_injecting_the_output_again_changes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    main(["inject", "-f", str(WORKLOADS / "list.yaml"), "--config", CONFIG])
+    first = capsys.readouterr().out
+    (tmp_path / "once.yaml").write_text(first)
+    main(["inject", "-f", str(tmp_path / "once.yaml"), "--config", CONFIG])
+    assert capsys.readouterr().out == first
+
+
+def test_a_denial_prints_the_message_and_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = (WORKLOADS / "pod.yaml").read_text().replace("sales-agent", "sales-agnt")
+    (tmp_path / "bad.yaml").write_text(bad)
+    code, _, err = inject(capsys, "-f", str(tmp_path / "bad.yaml"), "--config", CONFIG)
+    assert code == 1
+    assert err.startswith('denied: pod "agent" in namespace "agents": entra.io/agent-identity names "sales-agnt"')
+    assert capsys.readouterr().out == ""
+
+
+def test_invalid_yaml_names_the_file_and_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("kind: Pod\nmetadata: {name: [\n")
+    code, _, err = inject(capsys, "-f", str(tmp_path / "broken.yaml"))
+    assert code == 2
+    assert err.startswith(f"entra-webhook inject: {tmp_path / 'broken.yaml'}:3:1: not valid YAML")
+
+
+def test_missing_config_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = inject(capsys, "-f", str(WORKLOADS / "pod.yaml"), "--config", str(tmp_path / "nope"))
+    assert code == 2
+    assert "no such file or directory (given as config)" in err
+
+
+def test_stdin_is_read_when_the_file_is_a_dash() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "inject", "-f", "-", "--config", CONFIG],
+        input=(WORKLOADS / "deployment.yaml").read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (document,) = yaml.safe_load_all(result.stdout)
+    assert sidecar_names(document["spec"]["template"]) == [SIDECAR_NAME]
+
+
+def test_certs_writes_a_tls_secret_s_files_and_prints_the_ca_bundle(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    names = ["--service", "hook", "--namespace", "ns", "--dns", "extra.example", "--ip", "127.0.0.1"]
+    code = main(["certs", "--out", str(tmp_path), *names])
+    assert code == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ca.crt", "ca.key", "tls.crt", "tls.key"]
+    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert base64.b64decode(capsys.readouterr().out.strip()) == (tmp_path / "ca.crt").read_bytes()
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [
+        "hook",
+        "hook.ns",
+        "hook.ns.svc",
+        "hook.ns.svc.cluster.local",
+        "extra.example",
+    ]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)

@@ -1,0 +1,63 @@
+"""The config snapshot: lookups, service-account bindings, copy-on-write updates."""
+
+from __future__ import annotations
+
+from webhook.index import ConfigIndex
+from webhook.models import IDENTITY, AgentIdentity, ObjectRef, parse_object
+
+
+def identity(name: str, namespace: str = "agents", accounts: tuple[str, ...] = ()) -> AgentIdentity:
+    parsed = parse_object(
+        {
+            "apiVersion": "entra.io/v1alpha1",
+            "kind": "AgentIdentity",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "blueprint": "sales",
+                "clientId": "f3897825-fd03-45f5-90eb-fdbf26135650",
+                "serviceAccounts": list(accounts),
+            },
+        }
+    )
+    assert isinstance(parsed, AgentIdentity)
+    return parsed
+
+
+def test_lookup_is_per_namespace() -> None:
+    index = ConfigIndex.of([identity("a"), identity("a", namespace="other")])
+    found = index.get(IDENTITY, "other", "a")
+    assert found is not None
+    assert found.ref.namespace == "other"
+    assert index.get(IDENTITY, "third", "a") is None
+    assert index.names(IDENTITY, "agents") == ["a"]
+
+
+def test_service_account_binding_comes_from_the_identities() -> None:
+    index = ConfigIndex.of([identity("a", accounts=("sa1",)), identity("b", accounts=("sa2", "sa1"))])
+    assert [found.ref.name for found in index.bound_identities("agents", "sa1")] == ["a", "b"]
+    assert [found.ref.name for found in index.bound_identities("agents", "sa2")] == ["b"]
+    assert index.bound_identities("agents", "nobody") == []
+
+
+def test_updates_make_a_new_snapshot_and_leave_the_old_one_alone() -> None:
+    old = ConfigIndex.of([identity("a", accounts=("sa",))])
+    new = old.with_object(identity("a", accounts=("other",)))
+    assert [found.ref.name for found in old.bound_identities("agents", "sa")] == ["a"]
+    assert new.bound_identities("agents", "sa") == []
+    assert [found.ref.name for found in new.bound_identities("agents", "other")] == ["a"]
+
+
+def test_removal_drops_the_object_and_its_bindings() -> None:
+    index = ConfigIndex.of([identity("a", accounts=("sa",)), identity("b")])
+    smaller = index.without(ObjectRef(IDENTITY, "agents", "a"))
+    assert smaller.names(IDENTITY, "agents") == ["b"]
+    assert smaller.bound_identities("agents", "sa") == []
+    assert smaller.without(ObjectRef(IDENTITY, "agents", "missing")) is smaller
+
+
+def test_replacing_a_kind_keeps_the_other_kind() -> None:
+    index = ConfigIndex.of([identity("a")])
+    replaced = index.replace_kind(IDENTITY, [identity("z", namespace="n2")])
+    assert replaced.names(IDENTITY, "agents") == []
+    assert replaced.names(IDENTITY, "n2") == ["z"]
+    assert replaced.count(IDENTITY) == 1

@@ -1,0 +1,196 @@
+"""Validation of the two resources: every error names the object, the field, and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from webhook.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
+
+GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
+
+
+def blueprint(spec: Any, name: str = "sales") -> dict[str, Any]:
+    return {
+        "apiVersion": "entra.io/v1alpha1",
+        "kind": "AgentBlueprint",
+        "metadata": {"name": name, "namespace": "agents"},
+        "spec": spec,
+    }
+
+
+def identity(spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "entra.io/v1alpha1",
+        "kind": "AgentIdentity",
+        "metadata": {"name": "sales-agent", "namespace": "agents"},
+        "spec": spec,
+    }
+
+
+def invalid(document: dict[str, Any]) -> str:
+    parsed = parse_object(document)
+    assert isinstance(parsed, InvalidObject), parsed
+    return parsed.message
+
+
+WI = {"tenantId": GUID, "clientId": GUID, "credential": {"workloadIdentity": {}}}
+
+
+def test_a_complete_blueprint_parses_with_defaults() -> None:
+    parsed = parse_object(blueprint(WI))
+    assert isinstance(parsed, AgentBlueprint)
+    assert parsed.spec.credential is not None
+    assert parsed.spec.credential.workload_identity is not None
+    assert parsed.spec.credential.workload_identity.audience == "api://AzureADTokenExchange"
+    assert parsed.spec.credential.workload_identity.expiration_seconds == 3600
+
+
+def test_guids_are_normalised_to_lowercase() -> None:
+    parsed = parse_object(blueprint({**WI, "clientId": GUID.upper()}))
+    assert isinstance(parsed, AgentBlueprint)
+    assert parsed.spec.client_id == GUID
+
+
+def test_bad_guid_names_object_field_and_format() -> None:
+    assert invalid(blueprint({**WI, "tenantId": "contoso"})) == (
+        'AgentBlueprint "sales" in namespace "agents" is invalid: spec.tenantId: must be a GUID like '
+        "7a1c2f0e-4b5d-4c3e-9f00-123456789abc, got 'contoso'"
+    )
+
+
+@pytest.mark.parametrize("seconds", [60, 3599, 86401])
+def test_expiration_outside_one_to_24_hours_is_rejected(seconds: int) -> None:
+    message = invalid(blueprint({**WI, "credential": {"workloadIdentity": {"expirationSeconds": seconds}}}))
+    assert message.endswith(
+        "spec.credential.workloadIdentity.expirationSeconds: must be between 3600 and 86400 seconds "
+        f"(1 to 24 hours), got {seconds}"
+    )
+
+
+def test_both_credentials_at_once_are_rejected() -> None:
+    credential = {"workloadIdentity": {}, "clientSecret": {"secretName": "s", "key": "k"}}
+    assert invalid(blueprint({**WI, "credential": credential})).endswith(
+        "spec.credential: must set exactly one of workloadIdentity or clientSecret"
+    )
+
+
+def test_no_credential_kind_is_rejected() -> None:
+    assert invalid(blueprint({**WI, "credential": {}})).endswith(
+        "spec.credential: must set exactly one of workloadIdentity or clientSecret"
+    )
+
+
+def test_unknown_fields_are_errors_listing_the_allowed_ones() -> None:
+    assert invalid(blueprint({**WI, "clientID": GUID})).endswith(
+        "spec.clientID: is not a known field (allowed: tenantId, clientId, instance, credential, downstreamApis, "
+        "envFrom, logLevel)"
+    )
+
+
+def test_unknown_nested_field_lists_that_level_s_fields() -> None:
+    spec = {**WI, "credential": {"workloadIdentity": {"audiences": ["x"]}}}
+    assert invalid(blueprint(spec)).endswith(
+        "spec.credential.workloadIdentity.audiences: is not a known field (allowed: audience, expirationSeconds)"
+    )
+
+
+def test_space_separated_scopes_are_rejected_because_the_sidecar_ignores_them() -> None:
+    spec = {**WI, "downstreamApis": {"graph": {"baseUrl": "https://graph.microsoft.com/", "scopes": "a b"}}}
+    assert invalid(blueprint(spec)).endswith("spec.downstreamApis.graph.scopes: must be a list, got 'a b'")
+
+
+def test_api_names_with_double_underscore_are_rejected() -> None:
+    spec = {**WI, "downstreamApis": {"my__api": {"baseUrl": "https://example.com/"}}}
+    assert invalid(blueprint(spec)).endswith(
+        "spec.downstreamApis.my__api (the name): must start with a letter and hold only letters, digits, '-' and "
+        "single '_', got 'my__api'"
+    )
+
+
+def test_non_https_instance_is_rejected() -> None:
+    assert invalid(blueprint({**WI, "instance": "http://login.example.com/"})).endswith(
+        "spec.instance: must be an absolute https URL, got 'http://login.example.com/'"
+    )
+
+
+def test_unknown_log_level_lists_the_levels() -> None:
+    assert invalid(blueprint({**WI, "logLevel": "Info"})).endswith(
+        "spec.logLevel: Input should be 'Trace', 'Debug', 'Information', 'Warning', 'Error', 'Critical' or 'None', "
+        "got 'Info'"
+    )
+
+
+def test_client_secret_needs_a_valid_secret_name_and_key() -> None:
+    spec = {**WI, "credential": {"clientSecret": {"secretName": "Bad_Name"}}}
+    assert invalid(blueprint(spec)).endswith(
+        "spec.credential.clientSecret.secretName: must be a Kubernetes object name (lowercase letters, digits, "
+        "'-' and '.'), got 'Bad_Name'; spec.credential.clientSecret.key: is required"
+    )
+
+
+def test_env_from_only_blueprint_is_valid() -> None:
+    parsed = parse_object(blueprint({"envFrom": [{"configMapRef": {"name": "sidecar-config"}}]}))
+    assert isinstance(parsed, AgentBlueprint)
+
+
+def test_env_from_entry_needs_exactly_one_reference() -> None:
+    assert invalid(blueprint({"envFrom": [{"prefix": "X_"}]})).endswith(
+        "spec.envFrom[0]: must set exactly one of configMapRef or secretRef"
+    )
+
+
+def test_blueprint_without_ids_or_env_from_says_what_is_missing() -> None:
+    assert invalid(blueprint({"clientId": GUID})).endswith(
+        "spec: needs tenantId, clientId and credential, or envFrom naming a ConfigMap/Secret that holds the "
+        "AzureAd__* settings (missing: tenantId, credential)"
+    )
+
+
+def test_missing_spec_is_reported() -> None:
+    assert invalid(blueprint(None)).endswith("is invalid: spec: must be a mapping, got None")
+
+
+def test_identity_parses_and_lists_service_accounts() -> None:
+    parsed = parse_object(identity({"blueprint": "sales", "clientId": GUID, "serviceAccounts": ["a", "b"]}))
+    assert isinstance(parsed, AgentIdentity)
+    assert parsed.spec.service_accounts == ("a", "b")
+
+
+def test_identity_needs_blueprint_and_client_id() -> None:
+    assert invalid(identity({})) == (
+        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec.blueprint: is required; '
+        "spec.clientId: is required"
+    )
+
+
+def test_identity_service_accounts_must_be_a_list_of_names() -> None:
+    message = invalid(identity({"blueprint": "sales", "clientId": GUID, "serviceAccounts": "sales-agent"}))
+    assert message.endswith("spec.serviceAccounts: must be a list, got 'sales-agent'")
+
+
+def test_integers_must_be_integers_not_strings() -> None:
+    spec = {**WI, "credential": {"workloadIdentity": {"expirationSeconds": "7200"}}}
+    assert "spec.credential.workloadIdentity.expirationSeconds: Input should be a valid integer" in invalid(
+        blueprint(spec)
+    )
+
+
+def test_objects_without_a_namespace_take_the_default_one() -> None:
+    document = blueprint(WI)
+    del document["metadata"]["namespace"]
+    parsed = parse_object(document, default_namespace="team-a")
+    assert parsed.ref.namespace == "team-a"
+
+
+def test_objects_without_a_name_are_not_config() -> None:
+    document = blueprint(WI)
+    del document["metadata"]["name"]
+    with pytest.raises(NotConfig, match=r"AgentBlueprint without metadata\.name"):
+        parse_object(document)
+
+
+def test_other_kinds_are_not_config() -> None:
+    with pytest.raises(NotConfig, match="apiVersion='v1' kind='Pod'"):
+        parse_object({"apiVersion": "v1", "kind": "Pod"})

@@ -1,0 +1,192 @@
+"""Configuration from the cluster: list then watch both resources across all namespaces.
+
+Admissions read the in-memory index only. The watch resumes from the last resourceVersion,
+re-lists on 410 Gone, and reconnects with exponential backoff and jitter. The only API call an
+admission can cause is one short live GET when a Pod names an object the index does not have
+(it may have been created a moment before the Pod).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from webhook.index import ConfigIndex
+from webhook.models import GROUP, KINDS, PLURALS, VERSION, ConfigObject, NotConfig, ObjectRef, parse_object
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 300
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+class _Gone(Exception):
+    """The resourceVersion is too old: list again."""
+
+
+class ClusterSource:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        lookup_timeout: float = 2.0,
+        on_watch_restart: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.objects = client.CustomObjectsApi(api)
+        self.lookup_timeout = lookup_timeout
+        self.on_watch_restart = on_watch_restart
+        self._index = ConfigIndex()
+        self._lock = threading.Lock()
+        self._listed: set[str] = set()
+        self._stopping = threading.Event()
+        self._watches: dict[str, watch.Watch] = {}
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def index(self) -> ConfigIndex:
+        return self._index
+
+    @property
+    def ready(self) -> bool:
+        return self._listed == set(KINDS)
+
+    async def start(self) -> None:
+        for kind in KINDS:
+            thread = threading.Thread(target=self._follow, args=(kind,), name=f"watch-{PLURALS[kind]}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for stream in list(self._watches.values()):
+            stream.stop()
+
+    async def lookup(self, ref: ObjectRef) -> ConfigObject | None:
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await asyncio.wait_for(loop.run_in_executor(None, self._get, ref), self.lookup_timeout + 0.5)
+        except (TimeoutError, ApiException, OSError) as error:
+            log.warning("live lookup of %s failed: %s", ref, error)
+            return None
+        if raw is None:
+            return None
+        found = self._parse(raw)
+        if found is not None:
+            self._update(lambda index: index.with_object(found))
+        return found
+
+    def _get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            raw: dict[str, Any] = self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, ref.namespace, PLURALS[ref.kind], ref.name, _request_timeout=self.lookup_timeout
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return raw
+
+    def _follow(self, kind: str) -> None:
+        backoff = BACKOFF_START
+        while not self._stopping.is_set():
+            try:
+                version = self._list(kind)
+                backoff = BACKOFF_START
+                while not self._stopping.is_set():
+                    version = self._watch(kind, version)
+            except _Gone:
+                self._restarted(kind, "gone")
+            except Exception as error:
+                if self._stopping.is_set():
+                    return
+                self._restarted(kind, "error")
+                hint = " (are the CRDs installed? kubectl apply -k manifests/)" if _status(error) == 404 else ""
+                log.warning("watch of %s failed: %s%s; retrying in %.1fs", PLURALS[kind], _brief(error), hint, backoff)
+                self._stopping.wait(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _list(self, kind: str) -> str:
+        listed = self.objects.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], _request_timeout=30)
+        objects = [found for raw in listed.get("items", []) if (found := self._parse(raw, kind)) is not None]
+        self._update(lambda index: index.replace_kind(kind, objects))
+        if kind not in self._listed:
+            log.info("listed %d %s", len(objects), PLURALS[kind])
+        self._listed.add(kind)
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _watch(self, kind: str, version: str) -> str:
+        stream = watch.Watch()
+        self._watches[kind] = stream
+        try:
+            for event in stream.stream(
+                self.objects.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                PLURALS[kind],
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_SECONDS,
+                _request_timeout=(10, WATCH_SECONDS + 30),
+            ):
+                self._apply(kind, event["type"], event["object"])
+                version = stream.resource_version or version
+        except ApiException as error:
+            if error.status == 410:
+                raise _Gone from error
+            raise
+        finally:
+            self._watches.pop(kind, None)
+        return stream.resource_version or version
+
+    def _apply(self, kind: str, kind_of_event: str, raw: dict[str, Any]) -> None:
+        if kind_of_event == "BOOKMARK":
+            return
+        if kind_of_event == "DELETED":
+            metadata = raw.get("metadata", {})
+            ref = ObjectRef(kind, str(metadata.get("namespace")), str(metadata.get("name")))
+            self._update(lambda index: index.without(ref))
+            return
+        found = self._parse(raw, kind)
+        if found is not None:
+            self._update(lambda index: index.with_object(found))
+
+    def _parse(self, raw: dict[str, Any], kind: str | None = None) -> ConfigObject | None:
+        raw.setdefault("kind", kind)
+        raw.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        try:
+            return parse_object(raw)
+        except NotConfig as error:
+            log.warning("ignored: %s", error)
+            return None
+
+    def _update(self, change: Callable[[ConfigIndex], ConfigIndex]) -> None:
+        with self._lock:
+            self._index = change(self._index)
+
+    def _restarted(self, kind: str, reason: str) -> None:
+        if self.on_watch_restart:
+            self.on_watch_restart(PLURALS[kind], reason)
+
+
+def server_version(api: client.ApiClient) -> tuple[int, int]:
+    """The API server's (major, minor); managed clusters report minors like "29+"."""
+    info = client.VersionApi(api).get_code(_request_timeout=10)
+    return int("".join(filter(str.isdigit, info.major))), int("".join(filter(str.isdigit, info.minor)))
+
+
+def _status(error: Exception) -> int | None:
+    return error.status if isinstance(error, ApiException) else None
+
+
+def _brief(error: Exception) -> str:
+    if isinstance(error, ApiException):
+        return f"{error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"
