@@ -37,10 +37,14 @@ class Served:
     process: subprocess.Popen[str]
     certs: Path
     log: Path
+    metrics_url: str
 
     def client(self, cafile: Path | None = None, **options: object) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(cafile or self.certs / "ca.crt"))
         return httpx.Client(base_url=self.url, verify=context, timeout=10, **options)  # type: ignore[arg-type]
+
+    def metrics(self) -> str:
+        return httpx.get(self.metrics_url, timeout=5).text
 
     def logs(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -61,28 +65,25 @@ def wait_ready(served: Served, timeout: float = 20) -> None:
 
 @contextlib.contextmanager
 def serve(certs: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log = workdir / f"serve-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "webhook.cli",
-        "serve",
+    listen = [
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--cert-file",
-        str(certs / "tls.crt"),
-        "--key-file",
-        str(certs / "tls.key"),
-        *args,
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics_port),
     ]
+    tls = ["--cert-file", str(certs / "tls.crt"), "--key-file", str(certs / "tls.key")]
+    command = [sys.executable, "-m", "webhook.cli", "serve", *listen, *tls, *args]
     with log.open("w") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
         )
-    served = Served(f"https://127.0.0.1:{port}", process, certs, log)
+    served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
     try:
         wait_ready(served)
         yield served

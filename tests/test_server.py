@@ -246,3 +246,48 @@ def test_sigterm_turns_readiness_off_finishes_requests_and_exits(tmp_path: Path)
         assert served.process.wait(timeout=30) == -signal.SIGTERM
         logs = served.logs()
         assert logs.index("draining for 1.0s") < logs.index("stopped after in-flight requests finished")
+
+
+def test_metrics_count_admissions_by_outcome_and_reason(server: Served, client: httpx.Client) -> None:
+    client.post("/mutate", json=review(uid="metrics-injected"))
+    pod = {**POD, "metadata": {"name": "m", "annotations": {"entra.io/agent-identity": "nope"}}}
+    client.post("/mutate", json=review(uid="metrics-denied", pod=pod))
+    text = server.metrics()
+    assert 'entra_webhook_admissions_total{outcome="injected",reason="injected"}' in text
+    assert 'entra_webhook_admissions_total{outcome="denied",reason="unknown-identity"}' in text
+    assert 'entra_webhook_config_objects{kind="AgentBlueprint"} 4.0' in text
+    assert 'entra_webhook_config_objects{kind="AgentIdentity"} 6.0' in text
+    assert "entra_webhook_admission_duration_seconds_bucket" in text
+    expiry = next(line for line in text.splitlines() if line.startswith("entra_webhook_certificate_expiry_seconds "))
+    assert 360 * 86400 < float(expiry.split()[1]) <= 365 * 86400
+
+
+def test_each_admission_is_one_json_log_line(server: Served, client: httpx.Client) -> None:
+    pod = {
+        **POD,
+        "metadata": {
+            "generateName": "web-7d9c-",
+            "annotations": {"entra.io/agent-identity": "sales-agent"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9c", "controller": True, "uid": "1"}],
+        },
+    }
+    client.post("/mutate", json=review(uid="logged-1", pod=pod))
+    deadline = time.monotonic() + 5
+    line: dict[str, Any] = {}
+    while not line and time.monotonic() < deadline:
+        for text in server.logs().splitlines():
+            entry = json.loads(text)
+            if entry.get("msg") == "admission" and entry.get("uid") == "logged-1":
+                line = entry
+        time.sleep(0.05)
+    assert line["level"] == "info"
+    assert {key: line[key] for key in ("namespace", "pod", "owner", "outcome", "reason", "blueprint", "identity")} == {
+        "namespace": "agents",
+        "pod": "web-7d9c-*",
+        "owner": "ReplicaSet/web-7d9c",
+        "outcome": "injected",
+        "reason": "injected",
+        "blueprint": "sales",
+        "identity": "sales-agent",
+    }
+    assert isinstance(line["micros"], int)

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CA_DAYS = 3650
-SERVING_DAYS = 365
+CA_VALIDITY = dt.timedelta(days=3650)
+SERVING_VALIDITY = dt.timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,9 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_ca(common_name: str = "entra-webhook-ca", days: int = CA_DAYS, now: dt.datetime | None = None) -> KeyPair:
+def make_ca(
+    common_name: str = "entra-webhook-ca", valid_for: dt.timedelta = CA_VALIDITY, now: dt.datetime | None = None
+) -> KeyPair:
     now = now or _now()
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -58,7 +60,7 @@ def make_ca(common_name: str = "entra-webhook-ca", days: int = CA_DAYS, now: dt.
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(now + valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -88,7 +90,7 @@ def make_serving(
     ca: KeyPair,
     dns_names: Sequence[str],
     ips: Sequence[str] = (),
-    days: int = SERVING_DAYS,
+    valid_for: dt.timedelta = SERVING_VALIDITY,
     now: dt.datetime | None = None,
 ) -> KeyPair:
     """A serving certificate signed by `ca`; the first DNS name is also the common name."""
@@ -104,7 +106,7 @@ def make_serving(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(now + valid_for)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -16,14 +16,11 @@ from webhook import __version__
 from webhook.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
 from webhook.decision import Deny, Inject, decide
 from webhook.documents import DocumentError, dump_documents, load_documents
+from webhook.errors import UsageError
 from webhook.index import ConfigIndex
 from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings
 from webhook.sources.files import FileSource, SourceError, config_objects
 from webhook.workloads import find_templates
-
-
-class UsageError(Exception):
-    """A problem with what the user gave us: printed as one line, exit code 2."""
 
 
 def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -61,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-seconds", type=float, default=5.0, help="keep serving after SIGTERM, not ready")
     serve.add_argument("--tls-reload-seconds", type=float, default=5.0, help="how often to look for a new certificate")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--metrics-host", default="0.0.0.0")
+    serve.add_argument("--metrics-port", type=int, default=9090, help="plain-HTTP Prometheus metrics; 0 turns off")
+    serve.add_argument("--no-events", action="store_true", help="record no Kubernetes Events for skips and denials")
+    rotation = serve.add_argument_group("self-managed certificates (needs the cluster API)")
+    rotation.add_argument("--manage-certs", action="store_true", help="create and rotate the serving certificate")
+    rotation.add_argument("--tls-secret", default="entra-webhook-tls", help="Secret in the webhook's namespace")
+    rotation.add_argument("--webhook-configuration", default="entra-webhook", help="whose caBundle to keep current")
+    rotation.add_argument("--service", default="entra-webhook", help="Service name for the certificate's DNS names")
+    rotation.add_argument("--cert-dns", action="append", default=[], help="extra DNS name (repeatable)")
+    rotation.add_argument("--cert-ip", action="append", default=[], help="IP address SAN (repeatable)")
+    rotation.add_argument("--cert-validity-hours", type=float, default=90 * 24)
+    rotation.add_argument("--ca-validity-hours", type=float, default=3650 * 24)
+    rotation.add_argument("--cert-sync-seconds", type=float, default=300.0)
     serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
     _settings_flags(serve, skip=("mode",))
 

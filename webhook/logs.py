@@ -8,6 +8,10 @@ import logging
 import sys
 from typing import Any
 
+from webhook.admission import Admitted
+from webhook.decision import Inject
+from webhook.pod import mapping, owner
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -33,3 +37,30 @@ def configure(level: str = "INFO", json_lines: bool = True) -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.error", "kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def admission_line(admitted: Admitted) -> None:
+    """One JSON line per Pod admission; messages name objects, never secret values (we hold none)."""
+    pod = admitted.request.object or {}
+    metadata = mapping(pod, "metadata")
+    controller = owner(pod)
+    outcome = admitted.outcome
+    fields: dict[str, Any] = {
+        "uid": admitted.request.uid,
+        "namespace": admitted.request.namespace,
+        "pod": metadata.get("name") or f"{metadata.get('generateName') or ''}*",
+        "owner": f"{controller.get('kind')}/{controller.get('name')}" if controller else None,
+        "outcome": admitted.outcome_name,
+        "reason": admitted.reason,
+        "micros": admitted.micros,
+        "dry_run": admitted.request.dry_run,
+    }
+    if isinstance(outcome, Inject):
+        fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": len(outcome.ops)}
+    else:
+        fields["detail"] = outcome.message
+    level = logging.WARNING if admitted.outcome_name in {"denied", "error"} else logging.INFO
+    _admissions.log(level, "admission", extra=fields)
+
+
+_admissions = logging.getLogger("webhook.admissions")

@@ -65,6 +65,14 @@ def describe(pod: Mapping[str, Any], namespace: str) -> str:
     return f'pod in namespace "{namespace}"'
 
 
+def owner(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The controller that made the Pod (a ReplicaSet, a Job), where Events about it are most seen."""
+    for reference in items(mapping(pod, "metadata"), "ownerReferences"):
+        if isinstance(reference, Mapping) and reference.get("controller") and reference.get("name"):
+            return reference
+    return None
+
+
 def container_names(pod: Mapping[str, Any], key: str) -> list[str]:
     return [str(c.get("name", "")) for c in items(mapping(pod, "spec"), key) if isinstance(c, Mapping)]
 

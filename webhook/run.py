@@ -1,15 +1,22 @@
-"""`entra-webhook serve`: wire settings, the config source, TLS and the server together."""
+"""`entra-webhook serve`: wire settings, the config source, observers, TLS and the server together."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
+import threading
+import time
+from typing import Any
 
 from webhook import logs
-from webhook.admission import Admission
+from webhook.admission import Admission, Observer
+from webhook.certs import service_names
+from webhook.errors import UsageError
+from webhook.metrics import Metrics
 from webhook.server import Lifecycle, serve
-from webhook.settings import load_settings
+from webhook.settings import Settings, load_settings
 from webhook.sources import ConfigSource
 from webhook.sources.files import FileSource
 from webhook.tls import ReloadingTLS
@@ -17,45 +24,91 @@ from webhook.tls import ReloadingTLS
 log = logging.getLogger(__name__)
 
 
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+def _api_client(args: argparse.Namespace) -> Any | None:
+    """The cluster API, from --kubeconfig or the in-cluster service account; None when neither."""
+    if not args.kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    from kubernetes import client, config
+
+    if args.kubeconfig:
+        return config.new_client_from_config(config_file=str(args.kubeconfig))
+    config.load_incluster_config()
+    return client.ApiClient()
 
 
 def run_serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     settings = load_settings(vars(args), os.environ)
+    api = _api_client(args)
+    if args.manage_certs and api is None:
+        raise UsageError("--manage-certs needs the cluster API: run in a cluster or pass --kubeconfig")
+
     source: ConfigSource
     version: tuple[int, int] | None = None
-    if args.kubeconfig or (_in_cluster() and not args.config):
-        from kubernetes import config
-
+    metrics = Metrics(lambda: source.index)
+    if api is not None and not args.config:
         from webhook.sources.cluster import ClusterSource, server_version
 
-        if args.kubeconfig:
-            api = config.new_client_from_config(config_file=str(args.kubeconfig))
-        else:
-            config.load_incluster_config()
-            from kubernetes import client
-
-            api = client.ApiClient()
-        source = ClusterSource(api)
+        source = ClusterSource(api, on_watch_restart=metrics.watch_restarted)
         try:
             version = server_version(api)
         except Exception as error:
             log.warning("could not read the API server version (%s): auto mode uses regular containers", error)
     else:
         source = FileSource(args.config)
-    admission = Admission(source, settings, version)
-    tls = ReloadingTLS(args.cert_file, args.key_file, interval=args.tls_reload_seconds)
+
+    observers: list[Observer] = [logs.admission_line, metrics.observe]
+    if api is not None and not args.no_events:
+        from webhook.events import EventRecorder
+
+        recorder = EventRecorder.for_cluster(api, on_result=metrics.event_result)
+        recorder.start()
+        observers.append(recorder.observe)
+    if args.manage_certs:
+        _start_rotation(api, args, settings)
+
+    admission = Admission(source, settings, version, observers)
+    tls = ReloadingTLS(
+        args.cert_file, args.key_file, interval=args.tls_reload_seconds, on_reload=metrics.certificate_loaded
+    )
+    if args.metrics_port:
+        metrics.serve(args.metrics_host, args.metrics_port)
     log.info(
         "serving",
         extra={
             "url": f"https://{args.host}:{args.port}/mutate",
-            "config": "cluster" if version is not None or args.kubeconfig else "files",
+            "config": type(source).__name__,
             "server_version": ".".join(map(str, version)) if version else None,
             "image": settings.sidecar_image,
             "mode": admission.mode(),
+            "metrics": f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None,
         },
     )
     serve(Lifecycle(admission), tls, args.host, args.port, drain_seconds=args.drain_seconds)
     return 0
+
+
+def _start_rotation(api: Any, args: argparse.Namespace, settings: Settings) -> None:
+    """First sync before serving (TLS needs the files), then a background loop."""
+    from webhook.rotation import CertificateRotator, CertificateStore, Lifetimes
+
+    store = CertificateStore(api, settings.own_namespace, args.tls_secret, args.webhook_configuration)
+    rotator = CertificateRotator(
+        store,
+        [*service_names(args.service, settings.own_namespace), *args.cert_dns],
+        args.cert_ip,
+        args.cert_file,
+        args.key_file,
+        Lifetimes(ca=dt.timedelta(hours=args.ca_validity_hours), serving=dt.timedelta(hours=args.cert_validity_hours)),
+    )
+    delay = 1.0
+    while True:
+        try:
+            rotator.sync()
+            break
+        except Exception as error:
+            log.warning("certificate setup failed (%s); retrying in %.0fs", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30)
+    stop = threading.Event()
+    threading.Thread(target=rotator.run, args=(stop, args.cert_sync_seconds), name="certs", daemon=True).start()

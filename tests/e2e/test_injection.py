@@ -1,0 +1,313 @@
+"""What the real API server stores when Pods pass through the webhook (issue: the e2e suite)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import apply, create, create_refused, wait_for_service_account, webhook_configuration
+from tests.e2e.controlplane import ControlPlane
+from tests.servers import Served
+
+SIDECAR = "entra-sidecar"
+AGENT_ID = "f3897825-fd03-45f5-90eb-fdbf26135650"
+
+
+def pod(namespace: str, name: str = "agent", annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "example.com/agent:1.0"}], **spec},
+    }
+
+
+def named(namespace: str, name: str = "agent", **spec: Any) -> dict[str, Any]:
+    return pod(namespace, name, {"entra.io/agent-identity": "sales-agent"}, **spec)
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item.get("value", "") for item in container.get("env", [])}
+
+
+def containers(stored: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in stored["spec"]["containers"]]
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout}s: {check}")
+        time.sleep(interval)
+
+
+def dry_run_pod(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any]:
+    stored, _ = create(plane, document, "--dry-run=server")
+    return stored
+
+
+def test_a_bare_pod_is_stored_with_the_sidecar_and_app_env(control_plane: ControlPlane, namespace: str) -> None:
+    stored, _ = create(control_plane, named(namespace))
+    assert containers(stored) == [SIDECAR, "app"]
+    sidecar = stored["spec"]["containers"][0]
+    assert env_of(sidecar)["AzureAd__ClientCredentials__0__SignedAssertionFileDiskPath"] == (
+        "/var/run/secrets/entra.io/identity/token"
+    )
+    assert sidecar["startupProbe"]["httpGet"]["httpHeaders"] == [{"name": "Host", "value": "localhost"}]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env_of(stored["spec"]["containers"][1]) == {
+        "SIDECAR_URL": "http://localhost:5000",
+        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
+        "AGENT_IDENTITY_APP_ID": AGENT_ID,
+    }
+    token = next(v for v in stored["spec"]["volumes"] if v["name"] == "entra-identity-token")
+    assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "api://AzureADTokenExchange"
+    status = json.loads(stored["metadata"]["annotations"]["entra.io/status"])
+    assert status["mode"] == "container"  # a 1.20 API server: auto mode never picks native sidecars
+    assert stored["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "app"
+
+
+def test_a_deployment_s_pod_made_by_the_controller_manager_is_injected(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "curl-agent", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "curl-agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "curl-agent"}},
+                "spec": {
+                    "serviceAccountName": "sales-agent",
+                    "containers": [{"name": "agent", "image": "curlimages/curl:8.10.1"}],
+                },
+            },
+        },
+    }
+    wait_for_service_account(control_plane, namespace, "sales-agent")
+    apply(control_plane, deployment)
+
+    def the_pod() -> dict[str, Any] | None:
+        listed = control_plane.kubectl("get", "pods", "-n", namespace, "-l", "app=curl-agent", "-o", "json")
+        items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+        return items[0] if items else None
+
+    stored = eventually(the_pod)
+    assert stored["metadata"]["name"].startswith("curl-agent-")  # only generateName at admission
+    assert stored["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+    assert containers(stored) == [SIDECAR, "agent"]
+    assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == AGENT_ID  # bound by service account
+
+
+def test_a_job_s_pod_is_injected_and_warned_about_completion(control_plane: ControlPlane, namespace: str) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "one-shot", "namespace": namespace},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "task", "image": "example.com/task:1"}]},
+            }
+        },
+    }
+    apply(control_plane, job)
+
+    def the_pod() -> dict[str, Any] | None:
+        listed = control_plane.kubectl("get", "pods", "-n", namespace, "-l", "job-name=one-shot", "-o", "json")
+        items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+        return items[0] if items else None
+
+    stored = eventually(the_pod)
+    assert containers(stored) == [SIDECAR, "task"]
+    _, warnings = create(control_plane, named(namespace, "direct-job-pod", restartPolicy="Never"))
+    assert "a Job never completes" in warnings
+
+
+def test_existing_env_volumes_and_init_containers_are_kept(control_plane: ControlPlane, namespace: str) -> None:
+    document = named(
+        namespace,
+        initContainers=[{"name": "setup", "image": "example.com/setup:1", "env": [{"name": "A", "value": "1"}]}],
+        volumes=[{"name": "data", "emptyDir": {}}],
+    )
+    document["spec"]["containers"][0]["env"] = [{"name": "SIDECAR_URL", "value": "http://localhost:7000"}]
+    document["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    stored, _ = create(control_plane, document)
+    assert [c["name"] for c in stored["spec"]["initContainers"]] == ["setup"]
+    assert env_of(stored["spec"]["initContainers"][0]) == {"A": "1"}  # runs before a regular-container sidecar
+    app = stored["spec"]["containers"][1]
+    assert env_of(app)["SIDECAR_URL"] == "http://localhost:7000"
+    assert env_of(app)["AGENT_IDENTITY_APP_ID"] == AGENT_ID
+    assert {"name": "data", "mountPath": "/data"} in app["volumeMounts"]
+    names = [v["name"] for v in stored["spec"]["volumes"]]
+    assert names[0] == "data"
+    assert {"entra-sidecar-tmp", "entra-sidecar-keys", "entra-identity-token"} <= set(names)
+
+
+def test_a_pod_naming_an_unknown_identity_is_denied_with_the_fix(control_plane: ControlPlane, namespace: str) -> None:
+    document = pod(namespace, "typo", {"entra.io/agent-identity": "sales-agnt"})
+    error = create_refused(control_plane, document)
+    assert 'admission webhook "namespace.inject.entra.io" denied the request' in error
+    assert (
+        f'pod "typo" in namespace "{namespace}": entra.io/agent-identity names "sales-agnt", but namespace '
+        f'"{namespace}" has no AgentIdentity of that name (have: sales-agent)'
+    ) in error
+
+
+def test_an_opted_out_pod_is_not_injected(control_plane: ControlPlane, namespace: str) -> None:
+    document = named(namespace, "opted-out")
+    document["metadata"]["labels"] = {"entra.io/inject": "disabled"}
+    stored, _ = create(control_plane, document)
+    assert containers(stored) == ["app"]
+    assert "entra.io/status" not in stored["metadata"]["annotations"]
+
+
+def test_a_pod_in_an_unlabelled_namespace_is_not_sent_to_the_webhook(
+    control_plane: ControlPlane, webhook: Served
+) -> None:
+    del webhook
+    apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}})
+    wait_for_service_account(control_plane, "plain", "default")
+    stored, warnings = create(control_plane, named("plain"))
+    assert containers(stored) == ["app"]
+    assert warnings == ""
+
+
+def test_a_pod_label_opts_in_outside_a_labelled_namespace(control_plane: ControlPlane, webhook: Served) -> None:
+    del webhook
+    apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "by-pod-label"}})
+    wait_for_service_account(control_plane, "by-pod-label", "default")
+    from tests.e2e.conftest import example_config
+
+    apply(control_plane, *example_config("by-pod-label"))
+    document = named("by-pod-label")
+    document["metadata"]["labels"] = {"entra.io/inject": "enabled"}
+    stored, _ = create(control_plane, document)
+    assert containers(stored) == [SIDECAR, "app"]
+
+
+def test_a_pod_created_right_after_its_identity_is_injected(control_plane: ControlPlane, namespace: str) -> None:
+    identity = {
+        "apiVersion": "entra.io/v1alpha1",
+        "kind": "AgentIdentity",
+        "metadata": {"name": "brand-new", "namespace": namespace},
+        "spec": {"blueprint": "sales", "clientId": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"},
+    }
+    document = pod(namespace, "right-after", {"entra.io/agent-identity": "brand-new"})
+    control_plane.kubectl("create", "-f", "-", input=json.dumps(identity))
+    stored, _ = create(control_plane, document)  # no wait: the watch may not have seen it yet
+    assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def test_an_edited_identity_is_used_without_a_restart(control_plane: ControlPlane, namespace: str) -> None:
+    new_id = "99999999-8888-4777-8666-555555555555"
+    patch = json.dumps({"spec": {"clientId": new_id}})
+    control_plane.kubectl("patch", "agentidentity", "sales-agent", "-n", namespace, "--type=merge", "-p", patch)
+
+    def new_id_used() -> bool:
+        stored = dry_run_pod(control_plane, named(namespace, "after-edit"))
+        return env_of(stored["spec"]["containers"][1]).get("AGENT_IDENTITY_APP_ID") == new_id
+
+    eventually(new_id_used, timeout=30)
+
+
+class _LateContainerWebhook(BaseHTTPRequestHandler):
+    """A second mutating webhook that adds a container after ours ran, as a mesh injector would."""
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        request = review["request"]
+        names = [c["name"] for c in request["object"]["spec"]["containers"]]
+        response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+        if "late-proxy" not in names:
+            ops = [{"op": "add", "path": "/spec/containers/-", "value": {"name": "late-proxy", "image": "proxy:1"}}]
+            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: Any) -> None:
+        del args
+
+
+@pytest.fixture
+def late_webhook(control_plane: ControlPlane, certs: Path) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LateContainerWebhook)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs / "tls.crt", certs / "tls.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    # Named after ours, so the API server calls it second; scoped to namespaces labelled for this test.
+    configuration = webhook_configuration("zz-late-container", url, (certs / "ca.crt").read_bytes())
+    configuration["webhooks"] = configuration["webhooks"][:1]
+    configuration["webhooks"][0]["name"] = "late.example.com"
+    configuration["webhooks"][0]["reinvocationPolicy"] = "Never"
+    configuration["webhooks"][0]["namespaceSelector"] = {"matchLabels": {"e2e-late-container": "yes"}}
+    apply(control_plane, configuration)
+    try:
+        yield url
+    finally:
+        control_plane.kubectl("delete", "mutatingwebhookconfiguration", "zz-late-container")
+        server.shutdown()
+
+
+def test_a_container_added_by_a_later_webhook_gets_env_on_reinvocation(
+    control_plane: ControlPlane, namespace: str, late_webhook: str
+) -> None:
+    del late_webhook
+    control_plane.kubectl("label", "namespace", namespace, "e2e-late-container=yes")
+    stored, _ = create(control_plane, named(namespace, "reinvoked"))
+    assert containers(stored) == [SIDECAR, "app", "late-proxy"]
+    assert env_of(stored["spec"]["containers"][2]) == {
+        "SIDECAR_URL": "http://localhost:5000",
+        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
+        "AGENT_IDENTITY_APP_ID": AGENT_ID,
+    }
+
+
+def test_the_webhook_survives_an_api_server_restart_and_resyncs(
+    control_plane: ControlPlane, namespace: str, webhook: Served
+) -> None:
+    control_plane.restart_apiserver()
+    # Answered from the cache: the identity was listed before the restart.
+    stored, _ = create(control_plane, named(namespace, "after-restart"))
+    assert containers(stored) == [SIDECAR, "app"]
+    # Re-synced: a binding by service account is only known through the watch (no live lookup for it).
+    apply(
+        control_plane,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "late-sa", "namespace": namespace}},
+        {
+            "apiVersion": "entra.io/v1alpha1",
+            "kind": "AgentIdentity",
+            "metadata": {"name": "late-bound", "namespace": namespace},
+            "spec": {
+                "blueprint": "sales",
+                "clientId": "12121212-3434-4565-8787-909090909090",
+                "serviceAccounts": ["late-sa"],
+            },
+        },
+    )
+    wait_for_service_account(control_plane, namespace, "late-sa")
+    unannotated = pod(namespace, "bound-after-restart", serviceAccountName="late-sa")
+    eventually(lambda: SIDECAR in containers(dry_run_pod(control_plane, unannotated)), timeout=60)
+    assert webhook.process.poll() is None
+    assert "watch of agent" in webhook.logs()  # the outage was seen and recovered from

@@ -1,0 +1,82 @@
+"""Prometheus metrics on their own plain-HTTP port: why Pods were (not) injected, and how fast.
+
+A registry of our own, not the process-global one, so tests and several servers in one process
+do not share counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from webhook.admission import Admitted
+from webhook.certs import expires_in
+from webhook.index import ConfigIndex
+from webhook.models import KINDS
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self, index: Callable[[], ConfigIndex]) -> None:
+        self.registry = CollectorRegistry()
+        self.admissions = Counter(
+            "entra_webhook_admissions",
+            "Pod admissions by outcome (injected, skipped, denied, error) and reason.",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "entra_webhook_admission_duration_seconds",
+            "Time to decide one Pod admission, live lookups included.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.config_objects = Gauge(
+            "entra_webhook_config_objects",
+            "AgentBlueprint and AgentIdentity objects in the webhook's cache (invalid ones included).",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in KINDS:
+            self.config_objects.labels(kind).set_function(lambda kind=kind: index().count(kind))  # type: ignore[misc]
+        self.watch_restarts = Counter(
+            "entra_webhook_watch_restarts",
+            "Restarts of the config watch, by resource and reason (gone: re-listed after 410; error: reconnected).",
+            ["resource", "reason"],
+            registry=self.registry,
+        )
+        self.certificate_expiry = Gauge(
+            "entra_webhook_certificate_expiry_seconds",
+            "Seconds until the serving certificate expires.",
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "entra_webhook_events",
+            "Kubernetes Events about skipped and denied Pods, by result (sent, suppressed, dropped, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self._not_after: float | None = None
+        self.certificate_expiry.set_function(self._seconds_left)
+
+    def observe(self, admitted: Admitted) -> None:
+        self.admissions.labels(admitted.outcome_name, admitted.reason).inc()
+        self.latency.observe(admitted.micros / 1_000_000)
+
+    def watch_restarted(self, resource: str, reason: str) -> None:
+        self.watch_restarts.labels(resource, reason).inc()
+
+    def certificate_loaded(self, cert_pem: bytes) -> None:
+        self._not_after = time.time() + expires_in(cert_pem)
+
+    def event_result(self, result: str) -> None:
+        self.events.labels(result).inc()
+
+    def _seconds_left(self) -> float:
+        return (self._not_after - time.time()) if self._not_after is not None else float("nan")
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, host, registry=self.registry)
