@@ -194,3 +194,10 @@ def test_objects_without_a_name_are_not_config() -> None:
 def test_other_kinds_are_not_config() -> None:
     with pytest.raises(NotConfig, match="apiVersion='v1' kind='Pod'"):
         parse_object({"apiVersion": "v1", "kind": "Pod"})
+
+
+def test_a_trailing_newline_does_not_sneak_past_a_pattern() -> None:
+    assert "spec.clientId: must be a GUID" in invalid(identity({"blueprint": "sales", "clientId": GUID + "\n"}))
+    assert "spec.blueprint: must be a Kubernetes object name" in invalid(
+        identity({"blueprint": "sales\n", "clientId": GUID})
+    )

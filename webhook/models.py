@@ -42,25 +42,25 @@ def _fail(kind: str, message: str, value: object) -> PydanticCustomError:
 
 
 def _guid(value: str) -> str:
-    if not _GUID.match(value):
+    if not _GUID.fullmatch(value):
         raise _fail("guid", "must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc", value)
     return value.lower()
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise _fail("name", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')", value)
     return value
 
 
 def _secret_key(value: str) -> str:
-    if len(value) > 253 or not _SECRET_KEY.match(value):
+    if len(value) > 253 or not _SECRET_KEY.fullmatch(value):
         raise _fail("secret_key", "must be a Secret key (letters, digits, '-', '_' and '.')", value)
     return value
 
 
 def _api_name(value: str) -> str:
-    if not _API_NAME.match(value):
+    if not _API_NAME.fullmatch(value):
         raise _fail("api_name", "must start with a letter and hold only letters, digits, '-' and single '_'", value)
     return value
 

@@ -112,7 +112,7 @@ def _object_name(found: Mapping[str, Any], key: str, kind: str) -> str | None:
     value = _value(found, key)
     if value is None:
         return None
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise BadAnnotation(
             f"annotation {key}={value!r} is not a valid {kind} name: "
             "use the metadata.name of one in the pod's namespace (lowercase letters, digits, '-' and '.')"
@@ -125,7 +125,7 @@ def _container_list(found: Mapping[str, Any]) -> tuple[str, ...] | None:
     if value is None:
         return None
     names = tuple(part.strip() for part in value.split(","))
-    bad = [name for name in names if not _DNS_LABEL.match(name)]
+    bad = [name for name in names if not _DNS_LABEL.fullmatch(name)]
     if not value or bad:
         raise BadAnnotation(
             f"annotation {INJECT_CONTAINERS}={value!r} must be a comma-separated list of container names "

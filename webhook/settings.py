@@ -21,7 +21,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
 def _quantity(value: str) -> str:
-    if not _QUANTITY.match(value):
+    if not _QUANTITY.fullmatch(value):
         raise PydanticCustomError(
             "quantity",
             "must be a Kubernetes quantity such as 50m, 1, 128Mi or 1Gi, got {value}",
@@ -36,12 +36,12 @@ def _pinned_image(value: str) -> str:
     last = name.rsplit("/", 1)[-1]
     tag = last.partition(":")[2]
     if digest:
-        if not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
             raise PydanticCustomError(
                 "image", "has a malformed digest (want sha256:<64 hex>): {value}", {"value": value}
             )
         return value
-    if not tag or tag == "latest" or not _TAG.match(tag):
+    if not tag or tag == "latest" or not _TAG.fullmatch(tag):
         raise PydanticCustomError(
             "image",
             "must be pinned by a tag other than latest or by a digest, for example {default}, got {value}",
