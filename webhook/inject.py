@@ -6,10 +6,11 @@ after the sidecar went in, so a reader of the patch sees the final positions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 from webhook import __version__
 from webhook.pod import DEFAULT_CONTAINER, INJECT_CONTAINERS, SIDECAR_PORT, STATUS, PodOptions, items, mapping
@@ -116,14 +117,14 @@ def _mode(options: PodOptions, settings: Settings, server_version: tuple[int, in
 
 def _index_of(containers: Sequence[Any], name: str) -> int | None:
     for index, container in enumerate(containers):
-        if isinstance(container, Mapping) and container.get("name") == name:
+        if isinstance(container, dict) and container.get("name") == name:
             return index
     return None
 
 
 def _sidecar_port(sidecar: Any) -> int | None:
-    for env in items(sidecar, "env") if isinstance(sidecar, Mapping) else []:
-        if isinstance(env, Mapping) and env.get("name") == "ASPNETCORE_URLS":
+    for env in items(sidecar, "env") if isinstance(sidecar, dict) else []:
+        if isinstance(env, dict) and env.get("name") == "ASPNETCORE_URLS":
             port = str(env.get("value", "")).rpartition(":")[2]
             return int(port) if port.isdigit() else None
     return None
@@ -133,10 +134,10 @@ def _port_conflict(
     containers: Sequence[Any], init_containers: Sequence[Any], port: int, annotated: bool
 ) -> Conflict | None:
     for container in [*init_containers, *containers]:
-        if not isinstance(container, Mapping):
+        if not isinstance(container, dict):
             continue
         for declared in items(container, "ports"):
-            if isinstance(declared, Mapping) and declared.get("containerPort") == port:
+            if isinstance(declared, dict) and declared.get("containerPort") == port:
                 fix = (
                     "choose a free port in that annotation"
                     if annotated
@@ -151,7 +152,7 @@ def _port_conflict(
 
 def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
     for volume in items(spec, "volumes"):
-        if isinstance(volume, Mapping) and volume.get("name") in VOLUME_NAMES:
+        if isinstance(volume, dict) and volume.get("name") in VOLUME_NAMES:
             return Conflict(
                 "volume-conflict",
                 f'volume "{volume["name"]}" already exists, but {SIDECAR} is not there: the names '
@@ -168,8 +169,8 @@ def _targets(
     init_after: int,
 ) -> list[tuple[str, int]] | Conflict:
     """(list key, index) of the app containers that get env, indexed in the Pod as it arrived."""
-    regular = [(i, c.get("name")) for i, c in enumerate(containers) if isinstance(c, Mapping)]
-    init = [(i, c.get("name")) for i, c in enumerate(init_containers) if isinstance(c, Mapping)]
+    regular = [(i, c.get("name")) for i, c in enumerate(containers) if isinstance(c, dict)]
+    init = [(i, c.get("name")) for i, c in enumerate(init_containers) if isinstance(c, dict)]
     if options.containers is None:
         chosen = [("containers", i) for i, name in regular if name != SIDECAR]
         if mode == "native":
@@ -198,7 +199,7 @@ def _targets(
 
 def _first_app_container(containers: Sequence[Any]) -> str | None:
     for container in containers:
-        if isinstance(container, Mapping) and container.get("name") and container["name"] != SIDECAR:
+        if isinstance(container, dict) and container.get("name") and container["name"] != SIDECAR:
             return str(container["name"])
     return None
 
@@ -211,14 +212,14 @@ def _annotation_ops(pod: Mapping[str, Any], resolved: Resolved, mode: Mode, firs
         "mode": mode,
         "version": __version__,
     }
-    wanted = {STATUS: json.dumps(status, separators=(",", ":"))}
+    wanted = {STATUS: orjson.dumps(status).decode()}
     if first_app is not None:
         wanted[DEFAULT_CONTAINER] = first_app
     metadata = pod.get("metadata")
-    if not isinstance(metadata, Mapping):
+    if not isinstance(metadata, dict):
         return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
     present = metadata.get("annotations")
-    if not isinstance(present, Mapping):
+    if not isinstance(present, dict):
         return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
     return [
         {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value}
@@ -241,7 +242,7 @@ def _env_ops(
     ops: list[Json] = []
     for key, index in targets:
         container = items(spec, key)[index]
-        present = {item.get("name") for item in items(container, "env") if isinstance(item, Mapping)}
+        present = {item.get("name") for item in items(container, "env") if isinstance(item, dict)}
         missing = [item for item in env if item["name"] not in present]
         if missing:
             path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"

@@ -33,7 +33,7 @@ Json = dict[str, Any]
 
 def mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = parent.get(key)
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def items(parent: Mapping[str, Any], key: str) -> list[Any]:
@@ -68,13 +68,13 @@ def describe(pod: Mapping[str, Any], namespace: str) -> str:
 def owner(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The controller that made the Pod (a ReplicaSet, a Job), where Events about it are most seen."""
     for reference in items(mapping(pod, "metadata"), "ownerReferences"):
-        if isinstance(reference, Mapping) and reference.get("controller") and reference.get("name"):
+        if isinstance(reference, dict) and reference.get("controller") and reference.get("name"):
             return reference
     return None
 
 
 def container_names(pod: Mapping[str, Any], key: str) -> list[str]:
-    return [str(c.get("name", "")) for c in items(mapping(pod, "spec"), key) if isinstance(c, Mapping)]
+    return [str(c.get("name", "")) for c in items(mapping(pod, "spec"), key) if isinstance(c, dict)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from webhook.decision import Deny, Inject, Outcome, Skip
 
@@ -37,8 +38,8 @@ class Request:
 
 def parse_review(body: bytes) -> Request:
     try:
-        review = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
         raise BadReview(f"body is not valid JSON: {error}") from None
     if not isinstance(review, dict):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
@@ -76,7 +77,7 @@ def answer(request: Request, outcome: Outcome | None) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if isinstance(outcome, Inject):
         if outcome.ops:
-            patch = json.dumps(outcome.ops, separators=(",", ":")).encode()
+            patch = orjson.dumps(outcome.ops)
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(patch).decode()
         if outcome.warnings:

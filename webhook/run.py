@@ -57,7 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         source = FileSource(args.config)
 
-    observers: list[Observer] = [logs.admission_line, metrics.observe]
+    observers: list[Observer] = [logs.AdmissionLog(), metrics.observe]
     if api is not None and not args.no_events:
         from webhook.events import EventRecorder
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")
+    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 @dataclass

@@ -41,7 +41,7 @@ def group_of(api_version: Any) -> str:
 
 def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[Template]:
     """Every Pod template in a document, descending into `v1/List` items."""
-    if not isinstance(document, Mapping):
+    if not isinstance(document, dict):
         return
     kind = document.get("kind")
     group = group_of(document.get("apiVersion"))
@@ -53,11 +53,11 @@ def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[
         return
     node: Any = document
     for key in TEMPLATES[kind][1]:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    if not isinstance(node, Mapping):
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
         return
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), Mapping) else {}
-    assert isinstance(metadata, Mapping)
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    assert isinstance(metadata, dict)
     name = str(metadata.get("name") or metadata.get("generateName") or "")
     namespace = metadata.get("namespace")
     yield Template((*path, *TEMPLATES[kind][1]), node, kind, name, str(namespace) if namespace else None)

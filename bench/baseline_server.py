@@ -1,0 +1,42 @@
+"""`python -m bench.baseline_server`: serve the baseline app with the settings `webhook.server` uses.
+
+A runner of our own rather than the uvicorn CLI, so every option (loop, http, TLS, lifespan, logs,
+server header) is spelled the same way as in ours and a difference in figures is not a config one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert-file", required=True)
+    parser.add_argument("--key-file", required=True)
+    args = parser.parse_args(argv)
+    config = uvicorn.Config(
+        "bench.baseline_app:app",
+        host=args.host,
+        port=args.port,
+        ssl_certfile=args.cert_file,
+        ssl_keyfile=args.key_file,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        workers=1,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""(a) The pure core per typical Pod: `decide` alone, with its encoding, and against the baseline.
+
+Cases run in interleaved batches (rotating order), so a noisy neighbour slows every case alike
+and the ratios stay meaningful; each sample is one batch's time divided by its calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+
+from bench import obvious
+from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
+from bench.stats import median, percentile
+from webhook.decision import Inject, decide
+from webhook.review import answer, parse_review
+from webhook.settings import Settings
+from webhook.sources.files import FileSource
+
+AIM_NS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    key: str
+    label: str
+    description: str
+    call: Callable[[], object]
+
+
+@dataclass(slots=True)
+class CaseResult:
+    case: Case
+    batch_size: int = 0
+    per_call_ns: list[float] = field(default_factory=list)
+    peak_bytes: list[int] = field(default_factory=list)
+    result_bytes: float = 0.0
+
+    @property
+    def median_ns(self) -> float:
+        return median(self.per_call_ns)
+
+    @property
+    def p90_ns(self) -> float:
+        return percentile(self.per_call_ns, 90)
+
+    @property
+    def median_peak(self) -> float:
+        return median(self.peak_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    ops: int
+    ops_json_bytes: int
+    ops_base64_bytes: int
+    review_bytes: int
+    baseline_ops: int
+    baseline_patch_json_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoreResult:
+    cases: list[CaseResult]
+    sizes: Sizes
+    baseline_key: str = "baseline"
+
+    def get(self, key: str) -> CaseResult:
+        return next(result for result in self.cases if result.case.key == key)
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def build_cases() -> tuple[list[Case], Sizes]:
+    """The cases, after checking that ours injects and the baseline yields the very same Pod."""
+    index = FileSource([EXAMPLES]).load()
+    settings = Settings()
+    pod = typical_pod()
+    body = review_body()
+    request = parse_review(body)
+    outcome = decide(pod, NAMESPACE, index, settings)
+    if not isinstance(outcome, Inject):
+        raise RuntimeError(f"the typical Pod was not injected: {outcome}")
+    parts = obvious.parts_from_ops(outcome.ops)
+    ours_pod = jsonpatch.apply_patch(pod, outcome.ops)
+    if obvious.inject(pod, parts) != ours_pod:
+        raise RuntimeError("the baseline's injected Pod differs from the one our ops produce")
+    baseline_ops = obvious.mutate(pod, parts)
+    if jsonpatch.apply_patch(pod, baseline_ops) != ours_pod:
+        raise RuntimeError("the baseline's patch does not produce our injected Pod")
+
+    def ours() -> object:
+        return decide(pod, NAMESPACE, index, settings)
+
+    def encoded() -> object:
+        return answer(request, decide(pod, NAMESPACE, index, settings))
+
+    def whole() -> object:
+        parsed = parse_review(body)
+        assert parsed.object is not None
+        return _compact(answer(parsed, decide(parsed.object, parsed.namespace, index, settings)))
+
+    def baseline() -> object:
+        return obvious.mutate(pod, parts)
+
+    ops_json = _compact(outcome.ops)
+    sizes = Sizes(
+        ops=len(outcome.ops),
+        ops_json_bytes=len(ops_json),
+        ops_base64_bytes=len(base64.b64encode(ops_json)),
+        review_bytes=len(body),
+        baseline_ops=len(baseline_ops),
+        baseline_patch_json_bytes=len(_compact(baseline_ops)),
+    )
+    cases = [
+        Case("decide", "ours: decide", "decide(pod, 'agents', index, settings)", ours),
+        Case(
+            "decide+encode",
+            "ours: decide+encode",
+            "decide + review.answer: json.dumps(ops) + base64 into the response dict (the server's per-Pod work)",
+            encoded,
+        ),
+        Case(
+            "request",
+            "ours: request, no HTTP",
+            "parse_review(body) + decide + answer + json.dumps(response): the whole request minus HTTP and TLS",
+            whole,
+        ),
+        Case("baseline", "baseline: obvious", obvious.DESCRIPTION, baseline),
+    ]
+    return cases, sizes
+
+
+def _batch(call: Callable[[], object], size: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in range(size):
+        call()
+    return (time.perf_counter_ns() - start) / size
+
+
+def _batch_size(call: Callable[[], object], target_ns: int) -> int:
+    """Calls per batch so one batch takes about `target_ns`; also serves as the warm-up."""
+    size, spent = 1, 0.0
+    while size * spent < target_ns / 2:
+        spent = _batch(call, size)
+        size *= 2
+    return max(1, round(target_ns / spent))
+
+
+def _memory(call: Callable[[], object], calls: int) -> tuple[list[int], float]:
+    """Per call, the tracemalloc peak above its start; and the bytes one result keeps alive.
+
+    Results stay referenced until the end, so a call cannot reuse its predecessor's freed objects
+    from CPython's free lists and hide them from tracemalloc.
+    """
+    peaks: list[int] = []
+    kept: list[object] = []
+    tracemalloc.start()
+    try:
+        call()
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(calls):
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            kept.append(call())
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+        retained = (tracemalloc.get_traced_memory()[0] - start) / calls
+    finally:
+        tracemalloc.stop()
+    kept.clear()
+    return peaks, retained
+
+
+def run(batches: int, batch_ms: float, memory_calls: int) -> CoreResult:
+    cases, sizes = build_cases()
+    results = [CaseResult(case) for case in cases]
+    for result in results:
+        result.batch_size = _batch_size(result.case.call, int(batch_ms * 1e6))
+    gc.collect()
+    for round_ in range(batches):
+        shift = round_ % len(results)
+        for result in results[shift:] + results[:shift]:
+            result.per_call_ns.append(_batch(result.case.call, result.batch_size))
+    for result in results:
+        result.peak_bytes, result.result_bytes = _memory(result.case.call, memory_calls)
+    return CoreResult(results, sizes)
