@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import json
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from bench import obvious
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
@@ -78,7 +78,8 @@ class CoreResult:
 
 
 def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    """What the server sends: orjson, as in `webhook.server`."""
+    return orjson.dumps(value)
 
 
 def build_cases() -> tuple[list[Case], Sizes]:
@@ -127,13 +128,13 @@ def build_cases() -> tuple[list[Case], Sizes]:
         Case(
             "decide+encode",
             "ours: decide+encode",
-            "decide + review.answer: json.dumps(ops) + base64 into the response dict (the server's per-Pod work)",
+            "decide + review.answer: orjson.dumps(ops) + base64 into the response dict (the server's per-Pod work)",
             encoded,
         ),
         Case(
             "request",
             "ours: request, no HTTP",
-            "parse_review(body) + decide + answer + json.dumps(response): the whole request minus HTTP and TLS",
+            "parse_review(body) + decide + answer + orjson.dumps(response): the whole request minus HTTP and TLS",
             whole,
         ),
         Case("baseline", "baseline: obvious", obvious.DESCRIPTION, baseline),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography import x509
 
 from webhook.certs import make_ca, make_serving, write_bundle
 
@@ -43,6 +44,15 @@ class Served:
         context = ssl.create_default_context(cafile=str(cafile or self.certs / "ca.crt"))
         return httpx.Client(base_url=self.url, verify=context, timeout=10, **options)  # type: ignore[arg-type]
 
+    def serving_serial(self, cafile: Path | None = None) -> int:
+        """The serial number of the certificate a new TLS connection gets now."""
+        context = ssl.create_default_context(cafile=str(cafile or self.certs / "ca.crt"))
+        host, port = self.url.removeprefix("https://").split(":")
+        with socket.create_connection((host, int(port))) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return int(x509.load_der_x509_certificate(der).serial_number)
+
     def metrics(self) -> str:
         return httpx.get(self.metrics_url, timeout=5).text
 
@@ -50,9 +60,9 @@ class Served:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def wait_ready(served: Served, timeout: float = 20) -> None:
+def wait_ready(served: Served, timeout: float = 20, verify: bool = True) -> None:
     deadline = time.monotonic() + timeout
-    with served.client() as client:
+    with served.client() if verify else httpx.Client(base_url=served.url, verify=False) as client:
         while time.monotonic() < deadline:
             if served.process.poll() is not None:
                 raise RuntimeError(f"server exited with {served.process.returncode}:\n{served.logs()}")
@@ -64,8 +74,16 @@ def wait_ready(served: Served, timeout: float = 20) -> None:
 
 
 @contextlib.contextmanager
-def serve(certs: Path, workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    port, metrics_port = free_port(), free_port()
+def serve(
+    certs: Path,
+    workdir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    verify: bool = True,
+) -> Iterator[Served]:
+    """`verify=False` waits for readiness without checking the certificate (the webhook makes its own)."""
+    port, metrics_port = port or free_port(), free_port()
     log = workdir / f"serve-{port}.log"
     listen = [
         "--host",
@@ -85,7 +103,7 @@ def serve(certs: Path, workdir: Path, *args: str, env: dict[str, str] | None = N
         )
     served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
     try:
-        wait_ready(served)
+        wait_ready(served, verify=verify)
         yield served
     finally:
         if process.poll() is None:

@@ -6,7 +6,6 @@ import base64
 import json
 import shutil
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -18,7 +17,6 @@ from typing import Any
 import httpx
 import jsonpatch
 import pytest
-from cryptography import x509
 
 from tests.conftest import FIXTURES
 from tests.servers import Served, make_certs, serve
@@ -188,22 +186,13 @@ def test_tls_below_1_2_is_refused_by_the_server(server: Served) -> None:
         assert client.get("/healthz").status_code == 200
 
 
-def _serial(served: Served, cafile: Path) -> int:
-    context = ssl.create_default_context(cafile=str(cafile))
-    host, port = served.url.removeprefix("https://").split(":")
-    with socket.create_connection((host, int(port))) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
-        der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        return int(x509.load_der_x509_certificate(der).serial_number)
-
-
 def test_a_new_certificate_on_disk_is_served_without_restart_or_failed_requests(tmp_path: Path) -> None:
     certs = make_certs(tmp_path / "certs")
     new_ca = make_ca()  # a new CA too: clients trust both during the overlap, as the API server does
     trust = tmp_path / "trust.crt"
     trust.write_bytes((certs / "ca.crt").read_bytes() + new_ca.cert_pem)
     with serve(certs, tmp_path, "--config", str(FIXTURES / "config.yaml"), "--tls-reload-seconds", "0.1") as served:
-        before = _serial(served, trust)
+        before = served.serving_serial(trust)
         failures: list[str] = []
         stop = threading.Event()
 
@@ -221,13 +210,13 @@ def test_a_new_certificate_on_disk_is_served_without_restart_or_failed_requests(
             worker.start()
         write_bundle(certs, new_ca, make_serving(new_ca, ["localhost"], ["127.0.0.1"]))
         deadline = time.monotonic() + 10
-        while _serial(served, trust) == before and time.monotonic() < deadline:
+        while served.serving_serial(trust) == before and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
         stop.set()
         for worker in workers:
             worker.join()
-        assert _serial(served, trust) != before
+        assert served.serving_serial(trust) != before
         assert failures == []
         assert "serving certificate reloaded" in served.logs()
 

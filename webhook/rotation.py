@@ -161,7 +161,8 @@ class CertificateRotator:
     def _renewed(self, data: dict[str, bytes], now: dt.datetime) -> dict[str, bytes] | None:
         """The new Secret data if anything is due, else None."""
         result = dict(data)
-        if not all(key in data for key in SECRET_KEYS) or self.lifetimes.due(data["ca.crt"], self.lifetimes.ca, now):
+        has_ca = "ca.crt" in data and "ca.key" in data
+        if not has_ca or self.lifetimes.due(data["ca.crt"], self.lifetimes.ca, now):
             ca = make_ca(valid_for=self.lifetimes.ca, now=now)
             if "ca.crt" in data and not _expired(data["ca.crt"], now):
                 result[PREVIOUS_CA] = data["ca.crt"]  # still trusted until it expires: old certs keep working
@@ -170,20 +171,23 @@ class CertificateRotator:
             del result[PREVIOUS_CA]
         ca = KeyPair(result["ca.crt"], result["ca.key"])
         if (
-            result.get("ca.crt") != data.get("ca.crt")
+            result["ca.crt"] != data.get("ca.crt")
             or "tls.crt" not in data
+            or "tls.key" not in data
             or self.lifetimes.due(data["tls.crt"], self.lifetimes.serving, now)
-            or not self._matches(data["tls.crt"], ca)
+            or not self._matches(KeyPair(data["tls.crt"], data["tls.key"]), ca)
         ):
             serving = make_serving(ca, self.dns_names, self.ips, valid_for=self.lifetimes.serving, now=now)
             result["tls.crt"], result["tls.key"] = serving.cert_pem, serving.key_pem
         return None if result == data else result
 
-    def _matches(self, cert_pem: bytes, ca: KeyPair) -> bool:
-        """Issued by the current CA for exactly the names we serve."""
-        cert = x509.load_pem_x509_certificate(cert_pem)
+    def _matches(self, serving: KeyPair, ca: KeyPair) -> bool:
+        """Issued by the current CA, for exactly the names we serve, with its own key beside it."""
         try:
+            cert = serving.cert
             cert.verify_directly_issued_by(ca.cert)
+            if cert.public_key() != serving.key.public_key():
+                return False
         except (ValueError, TypeError, InvalidSignature):
             return False
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import apply, create, create_refused, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import (
+    apply,
+    create,
+    create_refused,
+    example_config,
+    wait_for_service_account,
+    webhook_configuration,
+)
 from tests.e2e.controlplane import ControlPlane
 from tests.servers import Served
 
@@ -192,8 +199,6 @@ def test_a_pod_label_opts_in_outside_a_labelled_namespace(control_plane: Control
     del webhook
     apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "by-pod-label"}})
     wait_for_service_account(control_plane, "by-pod-label", "default")
-    from tests.e2e.conftest import example_config
-
     apply(control_plane, *example_config("by-pod-label"))
     document = named("by-pod-label")
     document["metadata"]["labels"] = {"entra.io/inject": "enabled"}
@@ -311,3 +316,4 @@ def test_the_webhook_survives_an_api_server_restart_and_resyncs(
     eventually(lambda: SIDECAR in containers(dry_run_pod(control_plane, unannotated)), timeout=60)
     assert webhook.process.poll() is None
     assert "watch of agent" in webhook.logs()  # the outage was seen and recovered from
+    assert 'entra_webhook_watch_restarts_total{reason="error",resource="agentidentities"}' in webhook.metrics()
