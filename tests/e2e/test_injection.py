@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import (
     apply,
@@ -22,7 +25,7 @@ from tests.e2e.conftest import (
     wait_for_service_account,
     webhook_configuration,
 )
-from tests.e2e.controlplane import ControlPlane
+from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.servers import Served
 
 SIDECAR = "entra-sidecar"
@@ -317,3 +320,57 @@ def test_the_webhook_survives_an_api_server_restart_and_resyncs(
     assert webhook.process.poll() is None
     assert "watch of agent" in webhook.logs()  # the outage was seen and recovered from
     assert 'entra_webhook_watch_restarts_total{reason="error",resource="agentidentities"}' in webhook.metrics()
+
+
+def _pod_from_template(template: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+    metadata = {**template["metadata"], "name": name, "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def _without_token_secret(spec: dict[str, Any]) -> dict[str, Any]:
+    """ServiceAccount admission adds a `<sa>-token-<random>` Secret volume that differs per namespace."""
+    spec = json.loads(json.dumps(spec))
+    spec["volumes"] = [v for v in spec["volumes"] if "-token-" not in v["name"]]
+    for container in spec["containers"]:
+        container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if "-token-" not in m["name"]]
+    return spec
+
+
+def test_offline_inject_of_the_examples_is_accepted_and_equals_the_webhook_s_result(
+    control_plane: ControlPlane, webhook: Served
+) -> None:
+    del webhook
+    examples = REPO_ROOT / "examples"
+    offline = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "inject", "-f", str(examples / "agent.yaml"), "--config", str(examples)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    injected = next(doc for doc in yaml.safe_load_all(offline.stdout) if doc["kind"] == "Deployment")
+    source = list(yaml.safe_load_all((examples / "agent.yaml").read_text()))
+    original = next(doc for doc in source if doc["kind"] == "Deployment")
+
+    # The webhook's way: the namespace and config from examples/, and the raw template as a Pod.
+    for name in ("namespace.yaml", "blueprints.yaml", "identities.yaml"):
+        control_plane.kubectl("apply", "-f", str(examples / name))
+    apply(control_plane, next(doc for doc in source if doc["kind"] == "ServiceAccount"))
+    wait_for_service_account(control_plane, "agents", "sales-agent")
+    by_webhook = dry_run_pod(control_plane, _pod_from_template(original["spec"]["template"], "agents", "check"))
+
+    # The offline way: the injected Deployment is valid as it is, and so is its template as a Pod.
+    result = control_plane.kubectl("apply", "-f", "-", "--dry-run=server", input=yaml.safe_dump(injected))
+    assert "deployment.apps/curl-agent created (server dry run)" in result.stdout
+    apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "offline"}})
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "sales-agent", "namespace": "offline"},
+    }
+    apply(control_plane, account)
+    wait_for_service_account(control_plane, "offline", "sales-agent")
+    by_cli = dry_run_pod(control_plane, _pod_from_template(injected["spec"]["template"], "offline", "check"))
+
+    assert containers(by_cli) == [SIDECAR, "agent"]
+    assert _without_token_secret(by_cli["spec"]) == _without_token_secret(by_webhook["spec"])
+    assert by_cli["metadata"]["annotations"] == by_webhook["metadata"]["annotations"]
