@@ -60,14 +60,14 @@ class Served:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def wait_ready(served: Served, timeout: float = 20, verify: bool = True) -> None:
+def wait_ready(served: Served, timeout: float = 20, verify: bool = True, path: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout
     with served.client() if verify else httpx.Client(base_url=served.url, verify=False) as client:
         while time.monotonic() < deadline:
             if served.process.poll() is not None:
                 raise RuntimeError(f"server exited with {served.process.returncode}:\n{served.logs()}")
             with contextlib.suppress(httpx.TransportError):
-                if client.get("/readyz").status_code == 200:
+                if client.get(path).status_code == 200:
                     return
             time.sleep(0.05)
     raise RuntimeError(f"server not ready after {timeout}s:\n{served.logs()}")
@@ -81,8 +81,10 @@ def serve(
     env: dict[str, str] | None = None,
     port: int | None = None,
     verify: bool = True,
+    ready: bool = True,
 ) -> Iterator[Served]:
-    """`verify=False` waits for readiness without checking the certificate (the webhook makes its own)."""
+    """`verify=False` waits without checking the certificate (the webhook makes its own); `ready=False`
+    waits only until it answers `/healthz`, for tests of readiness itself."""
     port, metrics_port = port or free_port(), free_port()
     log = workdir / f"serve-{port}.log"
     listen = [
@@ -103,7 +105,7 @@ def serve(
         )
     served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
     try:
-        wait_ready(served, verify=verify)
+        wait_ready(served, verify=verify, path="/readyz" if ready else "/healthz")
         yield served
     finally:
         if process.poll() is None:

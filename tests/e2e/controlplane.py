@@ -420,6 +420,11 @@ class ControlPlane:
         except ValueError:
             return status, text
 
+    def kubeconfig_for(self, user: str, token: str, path: Path) -> Path:
+        """A kubeconfig that authenticates as someone else (a service account's token, say)."""
+        _write_kubeconfig(path, self.server, self.ca_file, user, token)
+        return path
+
     def kubectl(
         self,
         *args: str,

@@ -64,6 +64,13 @@ def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 
         time.sleep(interval)
 
 
+def first_pod(plane: ControlPlane, namespace: str, selector: str) -> dict[str, Any] | None:
+    """The first stored Pod matching `selector`, once a controller has made one."""
+    listed = plane.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+    items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+    return items[0] if items else None
+
+
 def dry_run_pod(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any]:
     stored, _ = create(plane, document, "--dry-run=server")
     return stored
@@ -112,12 +119,7 @@ def test_a_deployment_s_pod_made_by_the_controller_manager_is_injected(
     wait_for_service_account(control_plane, namespace, "sales-agent")
     apply(control_plane, deployment)
 
-    def the_pod() -> dict[str, Any] | None:
-        listed = control_plane.kubectl("get", "pods", "-n", namespace, "-l", "app=curl-agent", "-o", "json")
-        items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
-        return items[0] if items else None
-
-    stored = eventually(the_pod)
+    stored = eventually(lambda: first_pod(control_plane, namespace, "app=curl-agent"))
     assert stored["metadata"]["name"].startswith("curl-agent-")  # only generateName at admission
     assert stored["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
     assert containers(stored) == [SIDECAR, "agent"]
@@ -138,12 +140,7 @@ def test_a_job_s_pod_is_injected_and_warned_about_completion(control_plane: Cont
     }
     apply(control_plane, job)
 
-    def the_pod() -> dict[str, Any] | None:
-        listed = control_plane.kubectl("get", "pods", "-n", namespace, "-l", "job-name=one-shot", "-o", "json")
-        items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
-        return items[0] if items else None
-
-    stored = eventually(the_pod)
+    stored = eventually(lambda: first_pod(control_plane, namespace, "job-name=one-shot"))
     assert containers(stored) == [SIDECAR, "task"]
     _, warnings = create(control_plane, named(namespace, "direct-job-pod", restartPolicy="Never"))
     assert "a Job never completes" in warnings
@@ -319,7 +316,10 @@ def test_the_webhook_survives_an_api_server_restart_and_resyncs(
     eventually(lambda: SIDECAR in containers(dry_run_pod(control_plane, unannotated)), timeout=60)
     assert webhook.process.poll() is None
     assert "watch of agent" in webhook.logs()  # the outage was seen and recovered from
-    assert 'entra_webhook_watch_restarts_total{reason="error",resource="agentidentities"}' in webhook.metrics()
+    metrics = webhook.metrics()
+    assert 'entra_webhook_watch_restarts_total{reason="error",resource="agentidentities"}' in metrics
+    # It resumed from its resourceVersion, which the restarted server no longer had: 410, then a re-list.
+    assert 'entra_webhook_watch_restarts_total{reason="gone",resource="agentidentities"}' in metrics
 
 
 def _pod_from_template(template: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:

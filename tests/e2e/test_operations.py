@@ -331,3 +331,43 @@ def test_a_new_ca_overlaps_with_the_old_until_the_old_expires(race: CertificateS
     assert PREVIOUS_CA not in third
     hook = race.admission.read_mutating_webhook_configuration("entra-e2e-race")
     assert base64.b64decode(hook.webhooks[0].client_config.ca_bundle) == third["ca.crt"]
+
+
+def test_with_only_the_manifests_rbac_it_is_ready_after_listing_and_records_events(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    documents = build(control_plane, MANIFESTS)
+    account = next(d for d in documents if d["kind"] == "ServiceAccount")
+    rbac = [d for d in documents if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    apply(control_plane, *[d for d in documents if d["kind"] == "Namespace"], account)
+    wait_for_service_account(control_plane, "entra-system", "entra-webhook")
+    found = control_plane.kubectl("get", "serviceaccount", "entra-webhook", "-n", "entra-system", "-o", "json")
+    secret = json.loads(found.stdout)["secrets"][0]["name"]
+    token_of = control_plane.kubectl("get", "secret", secret, "-n", "entra-system", "-o", "jsonpath={.data.token}")
+    token = base64.b64decode(token_of.stdout).decode()
+    kubeconfig = control_plane.kubeconfig_for("entra-webhook", token, tmp_path / "sa")
+    certs = make_certs(tmp_path / "certs")
+    with (
+        serve(certs, tmp_path, "--kubeconfig", str(kubeconfig), ready=False) as served,
+        served.client() as client,
+    ):
+        time.sleep(1)  # it has tried to list by now, and was refused
+        assert client.get("/readyz").json() == {"status": "not ready", "reason": "configuration not loaded yet"}
+        apply(control_plane, *rbac)
+        eventually(lambda: client.get("/readyz").status_code == 200, timeout=40)
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "rbac-1",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "namespace": namespace,
+                "object": {**pod(namespace, "rbac-check"), "metadata": {"name": "rbac-check"}},
+            },
+        }
+        assert client.post("/mutate", json=review).json()["response"]["warnings"]
+        (event,) = eventually(lambda: _events(control_plane, namespace, "EntraInjectionSkipped", kind="Pod"))
+        assert event["involvedObject"]["name"] == "rbac-check"
+        assert event["source"]["component"] == "entra-webhook"
+        assert "403 Forbidden" in served.logs()  # the refused list before the ClusterRole existed

@@ -95,15 +95,18 @@ class ClusterSource:
         return raw
 
     def _follow(self, kind: str) -> None:
+        """List once, then watch from the last resourceVersion; list again only when it is gone."""
+        version: str | None = None
         backoff = BACKOFF_START
         while not self._stopping.is_set():
             try:
-                version = self._list(kind)
+                if version is None:
+                    version = self._list(kind)
+                version = self._watch(kind, version)
                 backoff = BACKOFF_START
-                while not self._stopping.is_set():
-                    version = self._watch(kind, version)
             except _Gone:
                 self._restarted(kind, "gone")
+                version = None
             except Exception as error:
                 if self._stopping.is_set():
                     return
