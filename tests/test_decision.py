@@ -244,7 +244,7 @@ def test_system_and_own_namespaces_are_never_touched(config: ConfigIndex, namesp
     outcome = skipped(config, pod({"entra.io/agent-identity": "sales-agent"}), namespace=namespace)
     assert outcome.reason == "system-namespace"
     assert outcome.message == f'pod "web-7d9c" in namespace "{namespace}": namespace "{namespace}" is never injected'
-    assert outcome.warnings == []
+    assert outcome.warnings == [outcome.message]  # every skip in an opted-in namespace says why
 
 
 def test_own_namespace_follows_the_setting(config: ConfigIndex) -> None:
@@ -256,6 +256,7 @@ def test_mirror_pods_are_never_touched(config: ConfigIndex) -> None:
     outcome = skipped(config, pod({"entra.io/agent-identity": "sales-agent", "kubernetes.io/config.mirror": "abc"}))
     assert outcome.reason == "mirror-pod"
     assert outcome.message == 'pod "web-7d9c" in namespace "agents": static (mirror) pods are never injected'
+    assert outcome.warnings == [outcome.message]
 
 
 def test_opted_out_pods_are_left_alone_even_when_called(config: ConfigIndex) -> None:

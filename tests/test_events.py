@@ -46,7 +46,7 @@ def drain(events: EventRecorder) -> None:
 
 
 DENY = Deny("unknown-identity", 'pod "web-7d9c-*" in namespace "agents": entra.io/agent-identity names "x"')
-SKIP = Skip("no-identity", 'pod "web-7d9c-*" in namespace "agents": names no agent identity', ["w"])
+SKIP = Skip("no-identity", 'pod "web-7d9c-*" in namespace "agents": names no agent identity')
 
 
 def test_a_denial_is_recorded_as_a_warning_on_the_owner() -> None:
@@ -78,7 +78,7 @@ def test_nothing_is_recorded_for_dry_run_injections_or_reinvocations() -> None:
     events, sent, _, _ = recorder()
     events.observe(admitted(DENY, dry_run=True))
     events.observe(admitted(Inject([], [], "injected", "sales", None)))
-    events.observe(admitted(Skip("already-injected", "m")))
+    events.observe(admitted(Skip("already-injected", "m", quiet=True)))
     events.observe(admitted(DENY, owned=False))  # no owner and no name yet: nothing to attach to
     drain(events)
     assert sent == []

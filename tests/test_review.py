@@ -89,11 +89,16 @@ def test_denial_carries_code_reason_and_message() -> None:
     }
 
 
-def test_skip_is_allowed_without_patch_and_keeps_its_warnings() -> None:
-    reply = answer(parse_review(review()), Skip("no-identity", "m", ["m"]))
+def test_skip_is_allowed_without_patch_and_warns() -> None:
+    reply = answer(parse_review(review()), Skip("no-identity", "m"))
     assert reply["response"] == {"uid": "u-1", "allowed": True, "warnings": ["m"]}
 
 
 def test_namespace_falls_back_to_the_object_metadata() -> None:
     request = parse_review(review(namespace="", object={"metadata": {"namespace": "team"}}))
     assert request.namespace == "team"
+
+
+def test_a_quiet_skip_has_no_warning() -> None:
+    reply = answer(parse_review(review()), Skip("already-injected", "m", quiet=True))
+    assert reply["response"] == {"uid": "u-1", "allowed": True}

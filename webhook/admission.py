@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ class Admission:
             # A bug of ours must not block Pods: admit unchanged, loudly (log, metric, warning).
             log.exception("admission failed for uid %s; pod admitted unchanged", request.uid)
             message = "entra webhook internal error: pod admitted without the Entra sidecar (see webhook logs)"
-            outcome, name = Skip("internal-error", message, [message]), "error"
+            outcome, name = Skip("internal-error", message), "error"
         micros = (time.perf_counter_ns() - started) // 1000
         admitted = Admitted(request, outcome, name, outcome.reason, micros)
         for observer in self.observers:
@@ -76,7 +76,7 @@ class Admission:
                 log.exception("observer %r failed", observer)
         return answer(request, outcome)
 
-    def _decide(self, pod: dict[str, Any] | Any, namespace: str) -> Outcome:
+    def _decide(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
         return decide(pod, namespace, self.source.index, self.settings, self.server_version)
 
 

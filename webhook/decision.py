@@ -6,7 +6,7 @@ The server and the offline `inject` command both call `decide`; neither adds rul
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.index import ConfigView
@@ -41,9 +41,15 @@ class Inject:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
+    """Admitted unchanged; the message is also a warning to whoever created the Pod, unless `quiet`."""
+
     reason: str
     message: str
-    warnings: list[str] = field(default_factory=list)
+    quiet: bool = False
+
+    @property
+    def warnings(self) -> list[str]:
+        return [] if self.quiet else [self.message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +89,7 @@ def decide(
 
     resolution = resolve(namespace, service_account(pod), options, config)
     if isinstance(resolution, Unnamed):
-        message = f"{who}: {resolution.message}"
-        return Skip("no-identity", message, [message])
+        return Skip("no-identity", f"{who}: {resolution.message}")
     if isinstance(resolution, Refused):
         return Deny(resolution.reason, f"{who}: {resolution.message}", missing=resolution.missing)
 
@@ -96,7 +101,8 @@ def decide(
 
 def _injected(result: Plan, resolution: Resolved, who: str) -> Outcome:
     if result.reinvoked and not result.ops:
-        return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env")
+        # A reinvocation with nothing new to do: not news to the user.
+        return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
     reason = "reinvoked" if result.reinvoked else "injected"
     warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None

@@ -21,6 +21,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from webhook.certs import KeyPair, make_ca, make_serving
 
@@ -50,8 +52,6 @@ class CertificateStore:
     """The two API objects the rotation touches, and nothing else (RBAC limits it to them by name)."""
 
     def __init__(self, api: Any, namespace: str, secret: str, webhook_configuration: str) -> None:
-        from kubernetes import client
-
         self.core = client.CoreV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
         self.namespace = namespace
@@ -59,8 +59,6 @@ class CertificateStore:
         self.webhook_configuration = webhook_configuration
 
     def read_secret(self) -> tuple[dict[str, bytes], str | None]:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             found = self.core.read_namespaced_secret(self.secret, self.namespace, _request_timeout=10)
         except ApiException as error:
@@ -71,8 +69,6 @@ class CertificateStore:
         return data, found.metadata.resource_version
 
     def write_secret(self, data: dict[str, bytes], resource_version: str | None) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -92,8 +88,6 @@ class CertificateStore:
 
     def ensure_ca_bundle(self, bundle: bytes) -> bool:
         """Set `caBundle` on every webhook of the configuration; True if anything changed."""
-        from kubernetes.client.exceptions import ApiException
-
         encoded = base64.b64encode(bundle).decode()
         for _ in range(5):
             current = self.admission.api_client.sanitize_for_serialization(

@@ -76,6 +76,11 @@ def dry_run_pod(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any]
     return stored
 
 
+def test_auto_mode_reads_the_server_version_once_and_picks_regular_containers_on_1_20(webhook: Served) -> None:
+    serving = next(json.loads(line) for line in webhook.logs().splitlines() if '"msg":"serving"' in line)
+    assert (serving["config"], serving["server_version"], serving["mode"]) == ("ClusterSource", "1.20", "container")
+
+
 def test_a_bare_pod_is_stored_with_the_sidecar_and_app_env(control_plane: ControlPlane, namespace: str) -> None:
     stored, _ = create(control_plane, named(namespace))
     assert containers(stored) == [SIDECAR, "app"]

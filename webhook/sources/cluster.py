@@ -182,7 +182,11 @@ class ClusterSource:
 def server_version(api: client.ApiClient) -> tuple[int, int]:
     """The API server's (major, minor); managed clusters report minors like "29+"."""
     info = client.VersionApi(api).get_code(_request_timeout=10)
-    return int("".join(filter(str.isdigit, info.major))), int("".join(filter(str.isdigit, info.minor)))
+    return parse_version(info.major, info.minor)
+
+
+def parse_version(major: str, minor: str) -> tuple[int, int]:
+    return int("".join(filter(str.isdigit, major))), int("".join(filter(str.isdigit, minor)))
 
 
 def _status(error: Exception) -> int | None:
