@@ -174,3 +174,30 @@ def test_certs_writes_a_tls_secret_s_files_and_prints_the_ca_bundle(
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
     cert.verify_directly_issued_by(ca)
+
+
+def test_serve_with_a_missing_certificate_names_the_flags_and_the_fix(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "serve", "--config", CONFIG, "--metrics-port", "0"]
+        + ["--cert-file", str(tmp_path / "tls.crt"), "--key-file", str(tmp_path / "tls.key")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        f"cannot load the serving certificate --cert-file {tmp_path / 'tls.crt'} --key-file {tmp_path / 'tls.key'}: "
+        "[Errno 2] No such file or directory (make a pair with `entra-webhook certs --out DIR`)"
+    )
+
+
+def test_bad_settings_stop_serve_before_it_listens(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "serve", "--config", CONFIG, "--sidecar-image", "auth-sidecar:latest"]
+        + ["--cert-file", str(tmp_path / "tls.crt"), "--key-file", str(tmp_path / "tls.key")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--sidecar-image (ENTRA_WEBHOOK_SIDECAR_IMAGE): must be pinned by a tag other than latest" in result.stderr

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -17,18 +17,23 @@ from webhook.pod import mapping, owner
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def _line(created: float, level: str, logger: str, msg: str, fields: dict[str, Any]) -> str:
+    """The shape of every log line: time, level, logger, msg, then the fields."""
+    head = {
+        "time": dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "msg": msg,
+    }
+    return orjson.dumps(head | fields, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        fields = {key: value for key, value in vars(record).items() if key not in _STANDARD}
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+            fields["error"] = self.formatException(record.exc_info)
+        return _line(record.created, record.levelname.lower(), record.name, record.getMessage(), fields)
 
 
 def configure(level: str = "INFO", json_lines: bool = True) -> None:
@@ -62,11 +67,7 @@ class AdmissionLog:
         metadata = mapping(pod, "metadata")
         controller = owner(pod)
         outcome = admitted.outcome
-        line: dict[str, Any] = {
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "level": "warning" if warn else "info",
-            "logger": self.logger.name,
-            "msg": "admission",
+        fields: dict[str, Any] = {
             "uid": admitted.request.uid,
             "namespace": admitted.request.namespace,
             "pod": metadata.get("name") or f"{metadata.get('generateName') or ''}*",
@@ -77,7 +78,8 @@ class AdmissionLog:
             "dry_run": admitted.request.dry_run,
         }
         if isinstance(outcome, Inject):
-            line |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": len(outcome.ops)}
+            fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": len(outcome.ops)}
         else:
-            line["detail"] = outcome.message
-        (self.stream or sys.stderr).write(orjson.dumps(line, default=str).decode() + "\n")
+            fields["detail"] = outcome.message
+        line = _line(time.time(), "warning" if warn else "info", self.logger.name, "admission", fields)
+        (self.stream or sys.stderr).write(line + "\n")

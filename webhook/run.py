@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import ssl
 import threading
 import time
 from typing import Any
@@ -68,11 +69,23 @@ def run_serve(args: argparse.Namespace) -> int:
         _start_rotation(api, args, settings)
 
     admission = Admission(source, settings, version, observers)
-    tls = ReloadingTLS(
-        args.cert_file, args.key_file, interval=args.tls_reload_seconds, on_reload=metrics.certificate_loaded
-    )
+    try:
+        tls = ReloadingTLS(
+            args.cert_file, args.key_file, interval=args.tls_reload_seconds, on_reload=metrics.certificate_loaded
+        )
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(
+            f"cannot load the serving certificate --cert-file {args.cert_file} --key-file {args.key_file}: {error} "
+            "(make a pair with `entra-webhook certs --out DIR`)"
+        ) from None
     if args.metrics_port:
-        metrics.serve(args.metrics_host, args.metrics_port)
+        try:
+            metrics.serve(args.metrics_host, args.metrics_port)
+        except OSError as error:
+            raise UsageError(
+                f"cannot serve metrics on {args.metrics_host}:{args.metrics_port} ({error}): "
+                "choose another --metrics-port, or 0 to turn metrics off"
+            ) from None
     log.info(
         "serving",
         extra={

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from webhook.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity
+from webhook.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity, WorkloadIdentityCredential
 from webhook.pod import SIDECAR_NAME
 from webhook.settings import Settings
 
@@ -44,7 +44,7 @@ def sidecar_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port:
     if spec.client_id:
         env.append(_env("AzureAd__ClientId", spec.client_id))
     credential = "AzureAd__ClientCredentials__0__"
-    if spec.credential and spec.credential.workload_identity:
+    if _workload_identity(blueprint):
         env.append(_env(credential + "SourceType", "SignedAssertionFilePath"))
         env.append(_env(credential + "SignedAssertionFileDiskPath", f"{TOKEN_DIR}/{TOKEN_FILE}"))
     elif spec.credential and spec.credential.client_secret:
@@ -121,7 +121,7 @@ def sidecar_container(
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     mounts: list[Json] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}, {"name": KEYS_VOLUME, "mountPath": "/app/keys"}]
-    if _uses_workload_identity(blueprint):
+    if _workload_identity(blueprint):
         mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
     container["volumeMounts"] = mounts
     return container
@@ -129,11 +129,11 @@ def sidecar_container(
 
 def sidecar_volumes(blueprint: AgentBlueprint) -> list[Json]:
     volumes: list[Json] = [{"name": TMP_VOLUME, "emptyDir": {}}, {"name": KEYS_VOLUME, "emptyDir": {}}]
-    credential = blueprint.spec.credential
-    if credential and credential.workload_identity:
+    federation = _workload_identity(blueprint)
+    if federation:
         token = {
-            "audience": credential.workload_identity.audience,
-            "expirationSeconds": credential.workload_identity.expiration_seconds,
+            "audience": federation.audience,
+            "expirationSeconds": federation.expiration_seconds,
             "path": TOKEN_FILE,
         }
         volumes.append({"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}})
@@ -150,6 +150,6 @@ def app_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port: int
     return env
 
 
-def _uses_workload_identity(blueprint: AgentBlueprint) -> bool:
+def _workload_identity(blueprint: AgentBlueprint) -> WorkloadIdentityCredential | None:
     credential = blueprint.spec.credential
-    return bool(credential and credential.workload_identity)
+    return credential.workload_identity if credential else None
