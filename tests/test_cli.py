@@ -176,14 +176,14 @@ def test_certs_writes_a_tls_secret_s_files_and_prints_the_ca_bundle(
     cert.verify_directly_issued_by(ca)
 
 
+def serve_once(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    tls = ["--cert-file", str(tmp_path / "tls.crt"), "--key-file", str(tmp_path / "tls.key")]
+    command = [sys.executable, "-m", "webhook.cli", "serve", "--config", CONFIG, "--metrics-port", "0", *tls, *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+
+
 def test_serve_with_a_missing_certificate_names_the_flags_and_the_fix(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "serve", "--config", CONFIG, "--metrics-port", "0"]
-        + ["--cert-file", str(tmp_path / "tls.crt"), "--key-file", str(tmp_path / "tls.key")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = serve_once(tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         f"cannot load the serving certificate --cert-file {tmp_path / 'tls.crt'} --key-file {tmp_path / 'tls.key'}: "
@@ -192,12 +192,6 @@ def test_serve_with_a_missing_certificate_names_the_flags_and_the_fix(tmp_path: 
 
 
 def test_bad_settings_stop_serve_before_it_listens(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "serve", "--config", CONFIG, "--sidecar-image", "auth-sidecar:latest"]
-        + ["--cert-file", str(tmp_path / "tls.crt"), "--key-file", str(tmp_path / "tls.key")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = serve_once(tmp_path, "--sidecar-image", "auth-sidecar:latest")
     assert result.returncode == 2
     assert "--sidecar-image (ENTRA_WEBHOOK_SIDECAR_IMAGE): must be pinned by a tag other than latest" in result.stderr
