@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
+from tests.processes import DIE_WITH_PARENT
 from webhook.certs import make_ca, make_serving, write_bundle
 
 
@@ -101,10 +102,15 @@ def serve(
     command = [sys.executable, "-m", "webhook.cli", "serve", *listen, *tls, *args]
     with log.open("w") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
         )
-    served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
-    try:
+    try:  # from here on, whatever fails, the process goes
+        served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
         wait_ready(served, verify=verify, path="/readyz" if ready else "/healthz")
         yield served
     finally:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import http.client
 import json
 import os
@@ -43,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.processes import DIE_WITH_PARENT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "control-plane-build.sh"
@@ -107,34 +107,6 @@ def build_binaries(timeout: float | None = 3600.0) -> Path:
 # --------------------------------------------------------------------------
 # process helpers
 # --------------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGKILL the child when we die.
-
-    Resolved before fork so the child only makes one libc call. Note that
-    Linux fires it when the *thread* that started the child exits, so start
-    the control plane from a long-lived thread (pytest's main thread is).
-    """
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return None
-    try:
-        prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-
-    return preexec
-
-
-_PREEXEC = _pdeathsig_preexec()
 
 
 def _free_loopback_ports(count: int) -> list[int]:
@@ -336,7 +308,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_PREEXEC,  # noqa: PLW1509 - only one prepared prctl call
+                preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - only one prepared prctl call
                 env=_child_env(),
             )
         self._procs[name] = proc
