@@ -28,7 +28,7 @@ run: install certs
 	@echo "    --data @examples/admission-review.json https://$(HOST):$(PORT)/mutate \\"
 	@echo "    | $(BIN)/python -m webhook.decode"
 	@echo
-	$(BIN)/entra-webhook serve --host $(HOST) --port $(PORT) --config examples \
+	$(BIN)/entra-webhook serve --host $(HOST) --port $(PORT) --metrics-host $(HOST) --config examples \
 		--cert-file certs/tls.crt --key-file certs/tls.key
 
 # The whole suite: unit, HTTPS server, CLI, and e2e against a real control plane.
