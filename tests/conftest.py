@@ -16,6 +16,12 @@ TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
 
 
+def resource(kind: str, name: str, spec: Any, namespace: str = "agents") -> dict[str, Any]:
+    """An AgentBlueprint or AgentIdentity as the API server would hand it over."""
+    metadata = {"name": name, "namespace": namespace}
+    return {"apiVersion": "entra.io/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec}
+
+
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 

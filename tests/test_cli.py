@@ -195,3 +195,11 @@ def test_bad_settings_stop_serve_before_it_listens(tmp_path: Path) -> None:
     result = serve_once(tmp_path, "--sidecar-image", "auth-sidecar:latest")
     assert result.returncode == 2
     assert "--sidecar-image (ENTRA_WEBHOOK_SIDECAR_IMAGE): must be pinned by a tag other than latest" in result.stderr
+
+
+def test_serve_with_a_broken_kubeconfig_names_it_and_the_alternative(tmp_path: Path) -> None:
+    (tmp_path / "kubeconfig").write_text("clusters: [\n")
+    result = serve_once(tmp_path, "--kubeconfig", str(tmp_path / "kubeconfig"))
+    assert result.returncode == 2
+    assert f"cannot use --kubeconfig {tmp_path / 'kubeconfig'}:" in result.stderr
+    assert "or --config PATH to read blueprints and identities from files" in result.stderr

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import resource
 from webhook.decision import Deny, Inject, Skip, decide
 from webhook.index import ConfigIndex
 from webhook.models import ObjectRef, parse_object
@@ -105,14 +106,7 @@ def test_invalid_identity_is_denied_with_its_validation_error(config: ConfigInde
 
 
 def test_blueprint_with_neither_ids_nor_env_from_is_denied() -> None:
-    blueprint = parse_object(
-        {
-            "apiVersion": "entra.io/v1alpha1",
-            "kind": "AgentBlueprint",
-            "metadata": {"name": "empty", "namespace": "agents"},
-            "spec": {"logLevel": "Debug"},
-        }
-    )
+    blueprint = parse_object(resource("AgentBlueprint", "empty", {"logLevel": "Debug"}))
     outcome = denied(ConfigIndex.of([blueprint]), pod({"entra.io/blueprint": "empty"}))
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": entra.io/blueprint names "empty", but AgentBlueprint "empty" in '

@@ -29,7 +29,7 @@ def admitted(outcome: Outcome, dry_run: bool = False, owned: bool = True, name: 
         metadata["name"] = name
     request = Request("admission.k8s.io/v1", "u", "CREATE", "Pod", "", "agents", {"metadata": metadata}, dry_run)
     name_of = "denied" if isinstance(outcome, Deny) else "skipped" if isinstance(outcome, Skip) else "injected"
-    return Admitted(request, outcome, name_of, outcome.reason, 10)
+    return Admitted(request, outcome, name_of, 10)
 
 
 def recorder(**options: Any) -> tuple[EventRecorder, list[tuple[str, dict[str, Any]]], list[str], Clock]:

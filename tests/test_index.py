@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
+from tests.conftest import resource
 from webhook.index import ConfigIndex
 from webhook.models import IDENTITY, AgentIdentity, ObjectRef, parse_object
 
 
 def identity(name: str, namespace: str = "agents", accounts: tuple[str, ...] = ()) -> AgentIdentity:
-    parsed = parse_object(
-        {
-            "apiVersion": "entra.io/v1alpha1",
-            "kind": "AgentIdentity",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "blueprint": "sales",
-                "clientId": "f3897825-fd03-45f5-90eb-fdbf26135650",
-                "serviceAccounts": list(accounts),
-            },
-        }
-    )
+    spec = {"blueprint": "sales", "clientId": "f3897825-fd03-45f5-90eb-fdbf26135650", "serviceAccounts": list(accounts)}
+    parsed = parse_object(resource(IDENTITY, name, spec, namespace))
     assert isinstance(parsed, AgentIdentity)
     return parsed
 

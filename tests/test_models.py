@@ -6,27 +6,18 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import resource
 from webhook.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
 
 GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
 
 
-def blueprint(spec: Any, name: str = "sales") -> dict[str, Any]:
-    return {
-        "apiVersion": "entra.io/v1alpha1",
-        "kind": "AgentBlueprint",
-        "metadata": {"name": name, "namespace": "agents"},
-        "spec": spec,
-    }
+def blueprint(spec: Any) -> dict[str, Any]:
+    return resource("AgentBlueprint", "sales", spec)
 
 
 def identity(spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "entra.io/v1alpha1",
-        "kind": "AgentIdentity",
-        "metadata": {"name": "sales-agent", "namespace": "agents"},
-        "spec": spec,
-    }
+    return resource("AgentIdentity", "sales-agent", spec)
 
 
 def invalid(document: dict[str, Any]) -> str:

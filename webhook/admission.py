@@ -27,8 +27,11 @@ class Admitted:
     request: Request
     outcome: Outcome
     outcome_name: str  # injected | skipped | denied | error
-    reason: str
     micros: int
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason
 
 
 Observer = Callable[[Admitted], None]
@@ -68,7 +71,7 @@ class Admission:
             message = "entra webhook internal error: pod admitted without the Entra sidecar (see webhook logs)"
             outcome, name = Skip("internal-error", message), "error"
         micros = (time.perf_counter_ns() - started) // 1000
-        admitted = Admitted(request, outcome, name, outcome.reason, micros)
+        admitted = Admitted(request, outcome, name, micros)
         for observer in self.observers:
             try:
                 observer(admitted)

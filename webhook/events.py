@@ -8,6 +8,7 @@ and the admission path never waits on the API.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -91,7 +92,7 @@ class EventRecorder:
         if message is None:
             return
         try:
-            self._queue.put_nowait(_Pending(pending.namespace, pending.involved, pending.reason, message, pending.type))
+            self._queue.put_nowait(dataclasses.replace(pending, message=message))
         except queue.Full:
             self.on_result("dropped")
 

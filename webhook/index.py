@@ -80,8 +80,7 @@ class ConfigIndex:
 
     def replace_kind(self, kind: str, objects: Iterable[ConfigObject]) -> ConfigIndex:
         """A new snapshot where every object of `kind` comes from `objects` (a fresh list)."""
-        kept = [obj for space in self._namespaces.values() for obj in space.objects.values() if obj.ref.kind != kind]
-        return ConfigIndex.of([*kept, *objects])
+        return ConfigIndex.of([*(obj for obj in self.objects() if obj.ref.kind != kind), *objects])
 
     def count(self, kind: str) -> int:
         return sum(1 for space in self._namespaces.values() for found, _ in space.objects if found == kind)

@@ -73,10 +73,6 @@ def owner(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def container_names(pod: Mapping[str, Any], key: str) -> list[str]:
-    return [str(c.get("name", "")) for c in items(mapping(pod, "spec"), key) if isinstance(c, dict)]
-
-
 @dataclass(frozen=True, slots=True)
 class PodOptions:
     """The Pod's annotations, checked: each value is what the design allows."""

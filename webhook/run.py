@@ -9,6 +9,7 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from webhook import logs
@@ -29,11 +30,20 @@ def _api_client(args: argparse.Namespace) -> Any | None:
     """The cluster API, from --kubeconfig or the in-cluster service account; None when neither."""
     if not args.kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         return None
+    import yaml
     from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
 
-    if args.kubeconfig:
-        return config.new_client_from_config(config_file=str(args.kubeconfig))
-    config.load_incluster_config()
+    try:
+        if args.kubeconfig:
+            return config.new_client_from_config(config_file=str(args.kubeconfig))
+        config.load_incluster_config()
+    except (ConfigException, OSError, yaml.YAMLError) as error:
+        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "the in-cluster service account"
+        raise UsageError(
+            f"cannot use {where}: {str(error).splitlines()[0]} (pass a working kubeconfig, or --config PATH to "
+            "read blueprints and identities from files)"
+        ) from None
     return client.ApiClient()
 
 
@@ -58,6 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         source = FileSource(args.config)
 
+    shutdown: list[Callable[[], None]] = []
     observers: list[Observer] = [logs.AdmissionLog(), metrics.observe]
     if api is not None and not args.no_events:
         from webhook.events import EventRecorder
@@ -65,6 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
         recorder = EventRecorder.for_cluster(api, on_result=metrics.event_result)
         recorder.start()
         observers.append(recorder.observe)
+        shutdown.append(recorder.stop)  # send what is queued before exiting
     if args.manage_certs:
         _start_rotation(api, args, settings)
 
@@ -97,7 +109,8 @@ def run_serve(args: argparse.Namespace) -> int:
             "metrics": f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None,
         },
     )
-    serve(Lifecycle(admission), tls, args.host, args.port, drain_seconds=args.drain_seconds)
+    lifecycle = Lifecycle(admission, shutdown=shutdown)
+    serve(lifecycle, tls, args.host, args.port, drain_seconds=args.drain_seconds)
     return 0
 
 

@@ -40,6 +40,7 @@ class Lifecycle:
     admission: Admission
     draining: bool = False
     background: list[Callable[[], Coroutine[None, None, None]]] = field(default_factory=list)
+    shutdown: list[Callable[[], None]] = field(default_factory=list)  # after the last request, in order
 
     @property
     def ready(self) -> bool:
@@ -92,6 +93,8 @@ def create_app(lifecycle: Lifecycle) -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await admission.source.stop()
+            for step in lifecycle.shutdown:
+                step()
             log.info("stopped after in-flight requests finished")
 
     return Starlette(

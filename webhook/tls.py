@@ -36,7 +36,6 @@ class ReloadingTLS:
         self.key_file = key_file
         self.interval = interval
         self.on_reload = on_reload
-        self.reloads = 0
         self._seen = self._read()
         self._current = _context(cert_file, key_file)
         self.context = _context(cert_file, key_file)
@@ -66,7 +65,6 @@ class ReloadingTLS:
             return False
         self._current = context
         self._seen = current
-        self.reloads += 1
         log.info("serving certificate reloaded from %s", self.cert_file)
         if self.on_reload:
             self.on_reload(current[0])

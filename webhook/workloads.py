@@ -34,7 +34,7 @@ class Template:
         return f'{self.kind} "{self.name}"'
 
 
-def group_of(api_version: Any) -> str:
+def _group_of(api_version: Any) -> str:
     text = str(api_version or "")
     return text.rpartition("/")[0] if "/" in text else ""
 
@@ -44,7 +44,7 @@ def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[
     if not isinstance(document, dict):
         return
     kind = document.get("kind")
-    group = group_of(document.get("apiVersion"))
+    group = _group_of(document.get("apiVersion"))
     if group == "" and isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
         for index, item in enumerate(document["items"]):
             yield from find_templates(item, (*path, "items", index))

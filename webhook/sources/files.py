@@ -84,7 +84,9 @@ class FileSource:
                 log.error("config not reloaded, still serving the previous one: %s", error)
             self.last_error = str(error)
             return False
-        log.info("config reloaded: %d blueprints, %d identities", *_counts(self._index))
+        log.info(
+            "config reloaded: %d blueprints, %d identities", self._index.count(BLUEPRINT), self._index.count(IDENTITY)
+        )
         return True
 
     async def start(self) -> None:
@@ -129,7 +131,3 @@ class FileSource:
                 raise SourceError(f"{path}: cannot read: {error}") from None
             fingerprint.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(fingerprint)
-
-
-def _counts(index: ConfigIndex) -> tuple[int, int]:
-    return index.count(BLUEPRINT), index.count(IDENTITY)
