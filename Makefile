@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
+# The Kubernetes versions the e2e suite runs on (comma-separated): `make e2e K8S=1.36` runs one.
+K8S ?= 1.20,1.36
+export K8S
 
 .PHONY: install run certs test unit e2e lint bench control-plane clean
 
@@ -47,9 +50,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Builds kube-apiserver and kube-controller-manager once (cached under ~/.cache), installs etcd and kubectl.
+# Builds each version's etcd, kube-apiserver, kube-controller-manager and kubectl once (cached under ~/.cache).
 control-plane:
-	scripts/control-plane-build.sh >/dev/null
+	@for version in $$(echo '$(K8S)' | tr ',' ' '); do scripts/control-plane-build.sh $$version >/dev/null || exit 1; done
 
 bench: install
 	$(BIN)/python -m bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.controlplane import REPO_ROOT, ControlPlane, build_binaries, start_control_plane
+from tests.e2e.controlplane import (
+    REPO_ROOT,
+    VERSIONS,
+    ControlPlane,
+    build_binaries,
+    parse_version,
+    start_control_plane,
+)
 from tests.servers import Served, make_certs, serve
 from webhook.certs import ca_bundle
 
@@ -25,15 +33,48 @@ EXAMPLES = REPO_ROOT / "examples"
 WEBHOOK_CONFIG = "entra-e2e"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test here is e2e; one marked `kubernetes(since="1.25")` runs only on versions that have the feature.
+
+    Those on older versions are deselected (and counted as such), not skipped: the feature does not exist there.
+    """
+    here = Path(__file__).parent
+    kept, dropped = [], []
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.e2e)
+        marker = item.get_closest_marker("kubernetes")
+        callspec = getattr(item, "callspec", None)
+        version = callspec.params.get("control_plane") if callspec else None
+        if marker and version and parse_version(version) < parse_version(marker.kwargs["since"]):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = start_control_plane(build_binaries(), tmp_path_factory.mktemp("control-plane"))
+def kubernetes_versions() -> list[str]:
+    """The versions to run on: all of VERSIONS, or those named in K8S (`K8S=1.36`, `K8S=1.20,1.36`)."""
+    wanted = [part.strip() for part in os.environ.get("K8S", "").split(",") if part.strip()]
+    unknown = sorted(set(wanted) - set(VERSIONS))
+    if unknown:
+        raise pytest.UsageError(f"K8S={','.join(unknown)}: the e2e suite runs on {', '.join(VERSIONS)}")
+    return wanted or list(VERSIONS)
+
+
+@pytest.fixture(scope="session", params=kubernetes_versions(), ids=lambda version: f"k8s-{version}")
+def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One control plane per version; pytest runs every e2e test on one before it starts the next."""
+    version: str = request.param
+    plane = start_control_plane(build_binaries(version), tmp_path_factory.mktemp(f"control-plane-{version}"), version)
+    served = plane.server_version()["gitVersion"]
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # shown in every run, not only with -s
+        reporter.write_line(
+            f"\ne2e: Kubernetes {served} (etcd, kube-apiserver, kube-controller-manager) at {plane.server}"
+        )
     try:
         plane.kubectl("apply", "-f", str(CRDS))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
@@ -47,51 +88,33 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("webhook-certs"))
 
 
-def webhook_configuration(name: str, url: str, ca: bytes, **overrides: Any) -> dict[str, Any]:
-    """The two entries of DESIGN section 3, as in manifests/, but calling a URL on loopback."""
-    common = {
-        "clientConfig": {"url": url, "caBundle": ca_bundle(ca)},
-        "rules": [
-            {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]},
-        ],
-        "sideEffects": "NoneOnDryRun",
-        "reinvocationPolicy": "IfNeeded",
-        "timeoutSeconds": 5,
-        "failurePolicy": "Fail",
-        "admissionReviewVersions": ["v1"],
-        **overrides,
-    }
-    disabled = {"key": "entra.io/inject", "operator": "NotIn", "values": ["disabled"]}
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": "namespace.inject.entra.io",
-                "namespaceSelector": {"matchLabels": {"entra.io/inject": "enabled"}},
-                "objectSelector": {"matchExpressions": [disabled]},
-                **common,
-            },
-            {
-                "name": "pod.inject.entra.io",
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {"key": "entra.io/inject", "operator": "NotIn", "values": ["enabled", "disabled"]}
-                    ]
-                },
-                "objectSelector": {"matchLabels": {"entra.io/inject": "enabled"}},
-                **common,
-            },
-        ],
-    }
+MANIFEST_WEBHOOKS = REPO_ROOT / "manifests" / "base" / "mutatingwebhookconfiguration.yaml"
+MATCH_CONDITIONS_SINCE = (1, 30)
+
+
+def webhook_configuration(
+    name: str, url: str, ca: bytes, *, version: tuple[int, int], **overrides: Any
+) -> dict[str, Any]:
+    """The shipped MutatingWebhookConfiguration (selectors, conditions, policies), but calling `url` on loopback.
+
+    `matchConditions` go only to servers that have them (GA in 1.30): older ones refuse the unknown field.
+    """
+    configuration: dict[str, Any] = yaml.safe_load(MANIFEST_WEBHOOKS.read_text())
+    configuration["metadata"] = {"name": name}
+    for hook in configuration["webhooks"]:
+        hook["clientConfig"] = {"url": url, "caBundle": ca_bundle(ca)}
+        if version < MATCH_CONDITIONS_SINCE:
+            hook.pop("matchConditions", None)
+        hook.update(overrides)
+    return configuration
 
 
 @pytest.fixture(scope="session")
 def webhook(control_plane: ControlPlane, certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("webhook")
     with serve(certs, workdir, "--kubeconfig", str(control_plane.kubeconfig), "--log-level", "DEBUG") as served:
-        configuration = webhook_configuration(WEBHOOK_CONFIG, served.url + "/mutate", (certs / "ca.crt").read_bytes())
+        ca = (certs / "ca.crt").read_bytes()
+        configuration = webhook_configuration(WEBHOOK_CONFIG, served.url + "/mutate", ca, version=control_plane.version)
         apply(control_plane, configuration)
         yield served
         control_plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
@@ -149,13 +172,13 @@ def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
 
 
 def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> None:
-    """ServiceAccount admission refuses Pods until the controller-manager has made the token Secret."""
+    """ServiceAccount admission refuses Pods until the account exists (and, before 1.24, its token Secret)."""
     import time
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status, body = plane.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
-        if status == 200 and body.get("secrets"):
+        if status == 200 and (body.get("secrets") or not plane.has_token_secrets):
             return
         time.sleep(0.1)
-    raise AssertionError(f"service account {namespace}/{name} has no token secret after 30s")
+    raise AssertionError(f"service account {namespace}/{name} is not ready for Pods after 30s")

@@ -1,14 +1,14 @@
-"""A real Kubernetes 1.20 control plane on loopback for the e2e tests.
+"""A real Kubernetes control plane (1.20 or 1.36) on loopback for the e2e tests.
 
 etcd, kube-apiserver and kube-controller-manager run as plain processes (no
 Docker, no kubelet: Pods are stored and never run). The binaries come from
-``scripts/control-plane-build.sh``, which builds them once from Debian's
-packages and caches them.
+``scripts/control-plane-build.sh VERSION``, which builds them once (1.20 from
+Debian's packages, 1.36 from pinned Go modules) and caches them.
 
 Typical use (e.g. from a session-scoped pytest fixture)::
 
-    bin_dir = build_binaries()
-    cp = start_control_plane(bin_dir, tmp_path_factory.mktemp("control-plane"))
+    bin_dir = build_binaries("1.36")
+    cp = start_control_plane(bin_dir, tmp_path_factory.mktemp("control-plane"), "1.36")
     try:
         cp.kubectl("create", "namespace", "demo")
     finally:
@@ -47,6 +47,10 @@ from tests.processes import DIE_WITH_PARENT
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "control-plane-build.sh"
 
+#: The versions the suite runs on: the oldest we support (no native sidecars, no PodSecurity admission, no
+#: matchConditions) and a current one (native sidecars GA and on by default).
+VERSIONS = ("1.20", "1.36")
+
 #: Issuer (and API audience) of the service account tokens this API server signs.
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
@@ -74,16 +78,21 @@ class ControlPlaneError(RuntimeError):
 # --------------------------------------------------------------------------
 
 
-def build_binaries(timeout: float | None = 3600.0) -> Path:
-    """Build (first run, ~3-4 minutes on 2 cores) or find (cached) the binaries.
+def parse_version(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
 
-    Runs ``scripts/control-plane-build.sh``; its progress goes to this
+
+def build_binaries(version: str, timeout: float | None = 3600.0) -> Path:
+    """Build (first run: ~4 minutes for 1.20, ~20 for 1.36 on 2 cores) or find (cached) the binaries.
+
+    Runs ``scripts/control-plane-build.sh VERSION``; its progress goes to this
     process's stderr. Returns the directory holding ``etcd``,
     ``kube-apiserver``, ``kube-controller-manager`` and ``kubectl``.
     """
     try:
         result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
+            ["bash", str(BUILD_SCRIPT), version],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
@@ -282,6 +291,8 @@ class ControlPlane:
     ca_file: Path
     """CA that signed the API server's serving certificate."""
     bin_dir: Path
+    version: tuple[int, int]
+    """(major, minor) of the running API server, e.g. (1, 36)."""
     token: str
     """The admin bearer token used by :attr:`kubeconfig`."""
     etcd_url: str
@@ -404,7 +415,7 @@ class ControlPlane:
         check: bool = True,
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the cached kubectl 1.20 against this control plane."""
+        """Run the kubectl of the same version against this control plane."""
         cmd = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
         result = subprocess.run(
             cmd,
@@ -494,6 +505,27 @@ class ControlPlane:
             everything,
         )
 
+    def service_account_token(
+        self, namespace: str, name: str, audiences: Sequence[str] = (), seconds: int = 3600
+    ) -> str:
+        """A token for a ServiceAccount from the TokenRequest API (what a kubelet puts in a projected volume).
+
+        Works on every version: 1.24+ no longer makes token Secrets, and 1.20 already serves TokenRequest.
+        """
+        spec: dict[str, Any] = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        status, body = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", request)
+        if status != 201 or not isinstance(body, dict):
+            raise ControlPlaneError(f"TokenRequest for {namespace}/{name} answered {status}: {body!r}")
+        return str(body["status"]["token"])
+
+    @property
+    def has_token_secrets(self) -> bool:
+        """Whether ServiceAccounts get token Secrets (before 1.24), which Pod admission waits for."""
+        return self.version < (1, 24)
+
     def server_version(self) -> dict[str, Any]:
         """The API server's ``/version`` document."""
         status, body = self.request("GET", "/version")
@@ -511,8 +543,10 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def start_control_plane(bin_dir: Path, workdir: Path, timeout: float = DEFAULT_READY_TIMEOUT) -> ControlPlane:
-    """Start etcd, kube-apiserver and kube-controller-manager under ``workdir``.
+def start_control_plane(
+    bin_dir: Path, workdir: Path, version: str, timeout: float = DEFAULT_READY_TIMEOUT
+) -> ControlPlane:
+    """Start etcd, kube-apiserver and kube-controller-manager of ``version`` under ``workdir``.
 
     Returns once the API server is ready and the controllers have created the
     ``default`` ServiceAccount. On failure everything started is stopped and
@@ -520,6 +554,7 @@ def start_control_plane(bin_dir: Path, workdir: Path, timeout: float = DEFAULT_R
     """
     bin_dir = bin_dir.resolve()
     workdir = workdir.resolve()
+    release = parse_version(version)
     workdir.mkdir(parents=True, exist_ok=True)
     pki = workdir / "pki"
     log_dir = workdir / "logs"
@@ -568,7 +603,7 @@ def start_control_plane(bin_dir: Path, workdir: Path, timeout: float = DEFAULT_R
             f"--secure-port={apiserver_port}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
-            "--insecure-port=0",
+            *(["--insecure-port=0"] if release < (1, 24) else []),  # gone in 1.24, where it is always off
             f"--cert-dir={cert_dir}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -589,8 +624,8 @@ def start_control_plane(bin_dir: Path, workdir: Path, timeout: float = DEFAULT_R
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={ca_file}",
             "--leader-elect=false",
-            "--port=0",
-            "--secure-port=0",
+            *(["--port=0"] if release < (1, 24) else []),  # the insecure port is gone in 1.24
+            "--secure-port=0",  # no HTTPS endpoint of its own: nothing here scrapes it
         ],
     }
 
@@ -600,6 +635,7 @@ def start_control_plane(bin_dir: Path, workdir: Path, timeout: float = DEFAULT_R
         kubeconfig=kubeconfig,
         ca_file=ca_file,
         bin_dir=bin_dir,
+        version=release,
         token=admin_token,
         etcd_url=etcd_url,
         apiserver_port=apiserver_port,

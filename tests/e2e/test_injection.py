@@ -53,6 +53,51 @@ def containers(stored: dict[str, Any]) -> list[str]:
     return [c["name"] for c in stored["spec"]["containers"]]
 
 
+def layout(stored: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The names of (initContainers, containers) of a stored Pod."""
+    return [c["name"] for c in stored["spec"].get("initContainers") or []], containers(stored)
+
+
+def auto_mode(plane: ControlPlane) -> str:
+    """What the webhook's `auto` mode picks on this API server."""
+    return "native" if plane.version >= (1, 29) else "container"
+
+
+def injected(
+    plane: ControlPlane, *apps: str, init: tuple[str, ...] = (), mode: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The layout an injected Pod has: the sidecar first in initContainers (native) or in containers."""
+    if (mode or auto_mode(plane)) == "native":
+        return [SIDECAR, *init], list(apps)
+    return list(init), [SIDECAR, *apps]
+
+
+def container(stored: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = stored["spec"]
+    return next(c for c in [*(spec.get("initContainers") or []), *spec["containers"]] if c["name"] == name)
+
+
+def has_sidecar(stored: dict[str, Any]) -> bool:
+    return SIDECAR in [name for names in layout(stored) for name in names]
+
+
+APP_ENV = {
+    "SIDECAR_URL": "http://localhost:5000",
+    "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
+    "AGENT_IDENTITY_APP_ID": AGENT_ID,
+}
+
+
+def assert_native_sidecar(stored: dict[str, Any]) -> None:
+    """Native placement as the API server stored it: first init container, restartPolicy Always, probes kept."""
+    sidecar = stored["spec"]["initContainers"][0]
+    assert sidecar["name"] == SIDECAR
+    assert sidecar["restartPolicy"] == "Always"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert sidecar[probe]["httpGet"]["path"] == "/healthz"
+    assert json.loads(stored["metadata"]["annotations"]["entra.io/status"])["mode"] == "native"
+
+
 def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -76,29 +121,37 @@ def dry_run_pod(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any]
     return stored
 
 
-def test_auto_mode_reads_the_server_version_once_and_picks_regular_containers_on_1_20(webhook: Served) -> None:
+def test_auto_mode_reads_the_server_version_once_and_picks_the_placement_it_supports(
+    control_plane: ControlPlane, webhook: Served
+) -> None:
     serving = next(json.loads(line) for line in webhook.logs().splitlines() if '"msg":"serving"' in line)
-    assert (serving["config"], serving["server_version"], serving["mode"]) == ("ClusterSource", "1.20", "container")
+    version = ".".join(map(str, control_plane.version))
+    # Native sidecars from 1.29 (GA and always on since 1.33); 1.20 would drop their restartPolicy.
+    assert (serving["config"], serving["server_version"], serving["mode"]) == (
+        "ClusterSource",
+        version,
+        auto_mode(control_plane),
+    )
 
 
 def test_a_bare_pod_is_stored_with_the_sidecar_and_app_env(control_plane: ControlPlane, namespace: str) -> None:
     stored, _ = create(control_plane, named(namespace))
-    assert containers(stored) == [SIDECAR, "app"]
-    sidecar = stored["spec"]["containers"][0]
+    assert layout(stored) == injected(control_plane, "app")
+    sidecar = container(stored, SIDECAR)
     assert env_of(sidecar)["AzureAd__ClientCredentials__0__SignedAssertionFileDiskPath"] == (
         "/var/run/secrets/entra.io/identity/token"
     )
     assert sidecar["startupProbe"]["httpGet"]["httpHeaders"] == [{"name": "Host", "value": "localhost"}]
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
-    assert env_of(stored["spec"]["containers"][1]) == {
-        "SIDECAR_URL": "http://localhost:5000",
-        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
-        "AGENT_IDENTITY_APP_ID": AGENT_ID,
-    }
+    assert env_of(container(stored, "app")) == APP_ENV
     token = next(v for v in stored["spec"]["volumes"] if v["name"] == "entra-identity-token")
     assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "api://AzureADTokenExchange"
     status = json.loads(stored["metadata"]["annotations"]["entra.io/status"])
-    assert status["mode"] == "container"  # a 1.20 API server: auto mode never picks native sidecars
+    assert status["mode"] == auto_mode(control_plane)
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)
+    else:
+        assert "restartPolicy" not in sidecar
     assert stored["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "app"
 
 
@@ -127,28 +180,57 @@ def test_a_deployment_s_pod_made_by_the_controller_manager_is_injected(
     stored = eventually(lambda: first_pod(control_plane, namespace, "app=curl-agent"))
     assert stored["metadata"]["name"].startswith("curl-agent-")  # only generateName at admission
     assert stored["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
-    assert containers(stored) == [SIDECAR, "agent"]
-    assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == AGENT_ID  # bound by service account
+    assert layout(stored) == injected(control_plane, "agent")
+    assert env_of(container(stored, "agent"))["AGENT_IDENTITY_APP_ID"] == AGENT_ID  # bound by service account
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)
 
 
-def test_a_job_s_pod_is_injected_and_warned_about_completion(control_plane: ControlPlane, namespace: str) -> None:
+def _job_template(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"annotations": annotations or {"entra.io/agent-identity": "sales-agent"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "task", "image": "example.com/task:1"}]},
+    }
+
+
+def test_a_job_s_pod_is_injected_and_warned_about_completion_only_without_native_sidecars(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "one-shot", "namespace": namespace},
-        "spec": {
-            "template": {
-                "metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "task", "image": "example.com/task:1"}]},
-            }
-        },
+        "spec": {"template": _job_template()},
     }
     apply(control_plane, job)
 
     stored = eventually(lambda: first_pod(control_plane, namespace, "job-name=one-shot"))
-    assert containers(stored) == [SIDECAR, "task"]
+    assert layout(stored) == injected(control_plane, "task")
     _, warnings = create(control_plane, named(namespace, "direct-job-pod", restartPolicy="Never"))
-    assert "a Job never completes" in warnings
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)  # a native sidecar stops with the Job's last container
+        assert "Job never completes" not in warnings
+    else:
+        assert "a Job never completes" in warnings
+
+
+def test_a_cronjob_s_job_gets_its_pod_injected(control_plane: ControlPlane, namespace: str) -> None:
+    cronjob = {
+        "apiVersion": "batch/v1" if control_plane.version >= (1, 21) else "batch/v1beta1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": namespace},
+        "spec": {"schedule": "0 3 * * *", "suspend": True, "jobTemplate": {"spec": {"template": _job_template()}}},
+    }
+    apply(control_plane, cronjob)
+    # What the CronJob controller does at 03:00, now: a Job from the CronJob's template.
+    control_plane.kubectl("create", "job", "nightly-now", "--from=cronjob/nightly", "-n", namespace)
+
+    stored = eventually(lambda: first_pod(control_plane, namespace, "job-name=nightly-now"))
+    assert stored["metadata"]["ownerReferences"][0]["kind"] == "Job"
+    assert layout(stored) == injected(control_plane, "task")
+    assert env_of(container(stored, "task")) == APP_ENV
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)
 
 
 def test_existing_env_volumes_and_init_containers_are_kept(control_plane: ControlPlane, namespace: str) -> None:
@@ -160,9 +242,13 @@ def test_existing_env_volumes_and_init_containers_are_kept(control_plane: Contro
     document["spec"]["containers"][0]["env"] = [{"name": "SIDECAR_URL", "value": "http://localhost:7000"}]
     document["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
     stored, _ = create(control_plane, document)
-    assert [c["name"] for c in stored["spec"]["initContainers"]] == ["setup"]
-    assert env_of(stored["spec"]["initContainers"][0]) == {"A": "1"}  # runs before a regular-container sidecar
-    app = stored["spec"]["containers"][1]
+    assert layout(stored) == injected(control_plane, "app", init=("setup",))
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)
+        assert env_of(container(stored, "setup")) == {"A": "1", **APP_ENV}  # runs after a native sidecar
+    else:
+        assert env_of(container(stored, "setup")) == {"A": "1"}  # runs before a regular-container sidecar
+    app = container(stored, "app")
     assert env_of(app)["SIDECAR_URL"] == "http://localhost:7000"
     assert env_of(app)["AGENT_IDENTITY_APP_ID"] == AGENT_ID
     assert {"name": "data", "mountPath": "/data"} in app["volumeMounts"]
@@ -185,7 +271,7 @@ def test_an_opted_out_pod_is_not_injected(control_plane: ControlPlane, namespace
     document = named(namespace, "opted-out")
     document["metadata"]["labels"] = {"entra.io/inject": "disabled"}
     stored, _ = create(control_plane, document)
-    assert containers(stored) == ["app"]
+    assert layout(stored) == ([], ["app"])
     assert "entra.io/status" not in stored["metadata"]["annotations"]
 
 
@@ -196,7 +282,7 @@ def test_a_pod_in_an_unlabelled_namespace_is_not_sent_to_the_webhook(
     apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}})
     wait_for_service_account(control_plane, "plain", "default")
     stored, warnings = create(control_plane, named("plain"))
-    assert containers(stored) == ["app"]
+    assert layout(stored) == ([], ["app"])
     assert warnings == ""
 
 
@@ -208,7 +294,7 @@ def test_a_pod_label_opts_in_outside_a_labelled_namespace(control_plane: Control
     document = named("by-pod-label")
     document["metadata"]["labels"] = {"entra.io/inject": "enabled"}
     stored, _ = create(control_plane, document)
-    assert containers(stored) == [SIDECAR, "app"]
+    assert layout(stored) == injected(control_plane, "app")
 
 
 def test_a_pod_created_right_after_its_identity_is_injected(control_plane: ControlPlane, namespace: str) -> None:
@@ -221,7 +307,7 @@ def test_a_pod_created_right_after_its_identity_is_injected(control_plane: Contr
     document = pod(namespace, "right-after", {"entra.io/agent-identity": "brand-new"})
     control_plane.kubectl("create", "-f", "-", input=json.dumps(identity))
     stored, _ = create(control_plane, document)  # no wait: the watch may not have seen it yet
-    assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    assert env_of(container(stored, "app"))["AGENT_IDENTITY_APP_ID"] == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 
 def test_an_edited_identity_is_used_without_a_restart(control_plane: ControlPlane, namespace: str) -> None:
@@ -231,7 +317,7 @@ def test_an_edited_identity_is_used_without_a_restart(control_plane: ControlPlan
 
     def new_id_used() -> bool:
         stored = dry_run_pod(control_plane, named(namespace, "after-edit"))
-        return env_of(stored["spec"]["containers"][1]).get("AGENT_IDENTITY_APP_ID") == new_id
+        return env_of(container(stored, "app")).get("AGENT_IDENTITY_APP_ID") == new_id
 
     eventually(new_id_used, timeout=30)
 
@@ -267,7 +353,8 @@ def late_webhook(control_plane: ControlPlane, certs: Path) -> Iterator[str]:
     thread.start()
     url = f"https://127.0.0.1:{server.server_address[1]}/"
     # Named after ours, so the API server calls it second; scoped to namespaces labelled for this test.
-    configuration = webhook_configuration("zz-late-container", url, (certs / "ca.crt").read_bytes())
+    ca = (certs / "ca.crt").read_bytes()
+    configuration = webhook_configuration("zz-late-container", url, ca, version=control_plane.version)
     configuration["webhooks"] = configuration["webhooks"][:1]
     configuration["webhooks"][0]["name"] = "late.example.com"
     configuration["webhooks"][0]["reinvocationPolicy"] = "Never"
@@ -286,12 +373,11 @@ def test_a_container_added_by_a_later_webhook_gets_env_on_reinvocation(
     del late_webhook
     control_plane.kubectl("label", "namespace", namespace, "e2e-late-container=yes")
     stored, _ = create(control_plane, named(namespace, "reinvoked"))
-    assert containers(stored) == [SIDECAR, "app", "late-proxy"]
-    assert env_of(stored["spec"]["containers"][2]) == {
-        "SIDECAR_URL": "http://localhost:5000",
-        "BLUEPRINT_APP_ID": "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a",
-        "AGENT_IDENTITY_APP_ID": AGENT_ID,
-    }
+    assert layout(stored) == injected(control_plane, "app", "late-proxy")
+    assert env_of(container(stored, "late-proxy")) == APP_ENV
+    assert env_of(container(stored, "app")) == APP_ENV
+    if auto_mode(control_plane) == "native":
+        assert_native_sidecar(stored)
 
 
 def test_the_webhook_survives_an_api_server_restart_and_resyncs(
@@ -300,7 +386,7 @@ def test_the_webhook_survives_an_api_server_restart_and_resyncs(
     control_plane.restart_apiserver()
     # Answered from the cache: the identity was listed before the restart.
     stored, _ = create(control_plane, named(namespace, "after-restart"))
-    assert containers(stored) == [SIDECAR, "app"]
+    assert layout(stored) == injected(control_plane, "app")
     # Re-synced: a binding by service account is only known through the watch (no live lookup for it).
     apply(
         control_plane,
@@ -318,7 +404,7 @@ def test_the_webhook_survives_an_api_server_restart_and_resyncs(
     )
     wait_for_service_account(control_plane, namespace, "late-sa")
     unannotated = pod(namespace, "bound-after-restart", serviceAccountName="late-sa")
-    eventually(lambda: SIDECAR in containers(dry_run_pod(control_plane, unannotated)), timeout=60)
+    eventually(lambda: has_sidecar(dry_run_pod(control_plane, unannotated)), timeout=60)
     assert webhook.process.poll() is None
     assert "watch of agent" in webhook.logs()  # the outage was seen and recovered from
     metrics = webhook.metrics()
@@ -332,12 +418,16 @@ def _pod_from_template(template: dict[str, Any], namespace: str, name: str) -> d
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
-def _without_token_secret(spec: dict[str, Any]) -> dict[str, Any]:
-    """ServiceAccount admission adds a `<sa>-token-<random>` Secret volume that differs per namespace."""
+def _service_account_volume(name: str) -> bool:
+    """ServiceAccount admission's volume, named with a random suffix: `<sa>-token-*` (1.20), `kube-api-access-*`."""
+    return "-token-" in name or name.startswith("kube-api-access-")
+
+
+def _without_token_volume(spec: dict[str, Any]) -> dict[str, Any]:
     spec = json.loads(json.dumps(spec))
-    spec["volumes"] = [v for v in spec["volumes"] if "-token-" not in v["name"]]
-    for container in spec["containers"]:
-        container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if "-token-" not in m["name"]]
+    spec["volumes"] = [v for v in spec["volumes"] if not _service_account_volume(v["name"])]
+    for item in [*spec.get("initContainers", []), *spec["containers"]]:
+        item["volumeMounts"] = [m for m in item.get("volumeMounts", []) if not _service_account_volume(m["name"])]
     return spec
 
 
@@ -346,13 +436,23 @@ def test_offline_inject_of_the_examples_is_accepted_and_equals_the_webhook_s_res
 ) -> None:
     del webhook
     examples = REPO_ROOT / "examples"
+    # Offline, the placement is the user's to say: the same as the webhook's auto mode on this server.
+    command = [
+        "inject",
+        "-f",
+        str(examples / "agent.yaml"),
+        "--config",
+        str(examples),
+        "--mode",
+        auto_mode(control_plane),
+    ]
     offline = subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "inject", "-f", str(examples / "agent.yaml"), "--config", str(examples)],
+        [sys.executable, "-m", "webhook.cli", *command],
         capture_output=True,
         text=True,
         check=True,
     )
-    injected = next(doc for doc in yaml.safe_load_all(offline.stdout) if doc["kind"] == "Deployment")
+    deployment = next(doc for doc in yaml.safe_load_all(offline.stdout) if doc["kind"] == "Deployment")
     source = list(yaml.safe_load_all((examples / "agent.yaml").read_text()))
     original = next(doc for doc in source if doc["kind"] == "Deployment")
 
@@ -364,7 +464,7 @@ def test_offline_inject_of_the_examples_is_accepted_and_equals_the_webhook_s_res
     by_webhook = dry_run_pod(control_plane, _pod_from_template(original["spec"]["template"], "agents", "check"))
 
     # The offline way: the injected Deployment is valid as it is, and so is its template as a Pod.
-    result = control_plane.kubectl("apply", "-f", "-", "--dry-run=server", input=yaml.safe_dump(injected))
+    result = control_plane.kubectl("apply", "-f", "-", "--dry-run=server", input=yaml.safe_dump(deployment))
     assert "deployment.apps/curl-agent created (server dry run)" in result.stdout
     apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "offline"}})
     account = {
@@ -374,8 +474,25 @@ def test_offline_inject_of_the_examples_is_accepted_and_equals_the_webhook_s_res
     }
     apply(control_plane, account)
     wait_for_service_account(control_plane, "offline", "sales-agent")
-    by_cli = dry_run_pod(control_plane, _pod_from_template(injected["spec"]["template"], "offline", "check"))
+    by_cli = dry_run_pod(control_plane, _pod_from_template(deployment["spec"]["template"], "offline", "check"))
 
-    assert containers(by_cli) == [SIDECAR, "agent"]
-    assert _without_token_secret(by_cli["spec"]) == _without_token_secret(by_webhook["spec"])
+    assert layout(by_cli) == injected(control_plane, "agent")
+    assert _without_token_volume(by_cli["spec"]) == _without_token_volume(by_webhook["spec"])
     assert by_cli["metadata"]["annotations"] == by_webhook["metadata"]["annotations"]
+
+
+def test_a_mirror_pod_is_never_sent_to_the_webhook_where_match_conditions_exist(
+    control_plane: ControlPlane, namespace: str, webhook: Served
+) -> None:
+    document = named(namespace, "static-web", nodeName="node-1")  # what a kubelet sends for a static Pod
+    document["metadata"]["annotations"]["kubernetes.io/config.mirror"] = "mirror-hash"
+    stored, warnings = create(control_plane, document)
+    assert layout(stored) == ([], ["app"])
+    called = '"pod":"static-web"' in webhook.logs()
+    if control_plane.version >= (1, 30):
+        # The API server evaluated the manifests' matchConditions and never called the webhook.
+        assert (called, warnings) == (False, "")
+    else:
+        # No matchConditions here: the webhook is called, and skips the Pod itself, with a warning.
+        assert called
+        assert "static (mirror) pods are never injected" in warnings

@@ -19,7 +19,7 @@ from kubernetes import config as kube_config
 
 from tests.e2e.conftest import apply, create, example_config, wait_for_service_account, webhook_configuration
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
-from tests.e2e.test_injection import SIDECAR, containers, eventually, named, pod
+from tests.e2e.test_injection import eventually, has_sidecar, named, pod
 from tests.servers import Served, free_port, make_certs, serve
 from webhook.certs import make_ca, make_serving, write_bundle
 from webhook.rotation import PREVIOUS_CA, CertificateRotator, CertificateStore, Lifetimes
@@ -28,11 +28,16 @@ MANIFESTS = REPO_ROOT / "manifests"
 
 
 def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
-    """`kubectl kustomize` with the 1.20 kubectl users of old clusters have (kustomize v2.0.3)."""
+    """`kubectl kustomize` with the kubectl of the server's version (kustomize v2.0.3 in 1.20, v5 in 1.36)."""
     documents = list(yaml.safe_load_all(plane.kubectl("kustomize", str(directory)).stdout))
-    for document in documents:
-        if document["kind"] == "PodDisruptionBudget" and document["apiVersion"] == "policy/v1":
-            document["apiVersion"] = "policy/v1beta1"  # this API server is 1.20; the fields are the same
+    if plane.version < (1, 21):
+        for document in documents:
+            if document["kind"] == "PodDisruptionBudget" and document["apiVersion"] == "policy/v1":
+                document["apiVersion"] = "policy/v1beta1"  # 1.20 serves only this one; the fields are the same
+    if plane.version < (1, 28):
+        for document in documents:
+            for hook in document.get("webhooks", []) if document["kind"] == "MutatingWebhookConfiguration" else []:
+                hook.pop("matchConditions")  # unknown before 1.28 (beta), and kubectl refuses unknown fields
     return documents
 
 
@@ -114,8 +119,8 @@ def test_dry_run_creates_record_no_events(control_plane: ControlPlane, namespace
     assert _events(control_plane, namespace, "EntraInjectionSkipped", kind="Pod") == []
 
 
-def _hook(name: str, url: str, ca: bytes | None, label: str) -> dict[str, Any]:
-    configuration = webhook_configuration(name, url, ca or b"")
+def _hook(plane: ControlPlane, name: str, url: str, ca: bytes | None, label: str) -> dict[str, Any]:
+    configuration = webhook_configuration(name, url, ca or b"", version=plane.version)
     configuration["webhooks"] = configuration["webhooks"][:1]
     if ca is None:
         del configuration["webhooks"][0]["clientConfig"]["caBundle"]
@@ -130,7 +135,10 @@ def rotating_webhook(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tu
     args = ("--kubeconfig", str(control_plane.kubeconfig), "--tls-reload-seconds", "0.2", "--no-events")
     with serve(certs, tmp_path, *args) as served:
         name = "entra-e2e-rotation"
-        apply(control_plane, _hook(name, served.url + "/mutate", (certs / "ca.crt").read_bytes(), "e2e-rotation"))
+        apply(
+            control_plane,
+            _hook(control_plane, name, served.url + "/mutate", (certs / "ca.crt").read_bytes(), "e2e-rotation"),
+        )
         try:
             yield served, name
         finally:
@@ -151,7 +159,7 @@ def test_a_certificate_rotated_on_disk_mid_load_keeps_every_admission_answered(
     # The API server trusts the old and the new CA during the overlap, as the self-managed mode arranges.
     new_ca = make_ca()
     bundle = (served.certs / "ca.crt").read_bytes() + new_ca.cert_pem
-    apply(control_plane, _hook(name, served.url + "/mutate", bundle, "e2e-rotation"))
+    apply(control_plane, _hook(control_plane, name, served.url + "/mutate", bundle, "e2e-rotation"))
 
     results: list[tuple[int, bool]] = []
     stop = threading.Event()
@@ -161,7 +169,7 @@ def test_a_certificate_rotated_on_disk_mid_load_keeps_every_admission_answered(
             status, body = control_plane.request(
                 "POST", "/api/v1/namespaces/rotation/pods?dryRun=All", named("rotation", f"load-{len(results)}")
             )
-            injected = status == 201 and SIDECAR in [c["name"] for c in body["spec"]["containers"]]
+            injected = status == 201 and has_sidecar(body)
             results.append((status, injected))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -197,7 +205,7 @@ def self_managed(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[
     )
     port = free_port()
     # The configuration exists first with no caBundle: the webhook fills it in before it serves.
-    apply(control_plane, _hook("entra-e2e-self", f"https://127.0.0.1:{port}/mutate", None, "e2e-self"))
+    apply(control_plane, _hook(control_plane, "entra-e2e-self", f"https://127.0.0.1:{port}/mutate", None, "e2e-self"))
     args = (
         "--kubeconfig",
         str(control_plane.kubeconfig),
@@ -228,7 +236,7 @@ def self_managed(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[
 
 def _injects(plane: ControlPlane, namespace: str) -> bool:
     stored, _ = create(plane, named(namespace, f"p{time.monotonic_ns()}"), "--dry-run=server")
-    return SIDECAR in containers(stored)
+    return has_sidecar(stored)
 
 
 def _self_namespace(plane: ControlPlane) -> str:
@@ -284,7 +292,7 @@ def race(control_plane: ControlPlane) -> Iterator[CertificateStore]:
         control_plane,
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SELF_NAMESPACE}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "race-tls", "namespace": SELF_NAMESPACE}},
-        _hook("entra-e2e-race", "https://127.0.0.1:1/mutate", None, "e2e-race-nothing"),
+        _hook(control_plane, "entra-e2e-race", "https://127.0.0.1:1/mutate", None, "e2e-race-nothing"),
     )
     try:
         yield _store(control_plane, "race-tls", "entra-e2e-race")
@@ -341,10 +349,7 @@ def test_with_only_the_manifests_rbac_it_is_ready_after_listing_and_records_even
     rbac = [d for d in documents if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
     apply(control_plane, *[d for d in documents if d["kind"] == "Namespace"], account)
     wait_for_service_account(control_plane, "entra-system", "entra-webhook")
-    found = control_plane.kubectl("get", "serviceaccount", "entra-webhook", "-n", "entra-system", "-o", "json")
-    secret = json.loads(found.stdout)["secrets"][0]["name"]
-    token_of = control_plane.kubectl("get", "secret", secret, "-n", "entra-system", "-o", "jsonpath={.data.token}")
-    token = base64.b64decode(token_of.stdout).decode()
+    token = control_plane.service_account_token("entra-system", "entra-webhook")
     kubeconfig = control_plane.kubeconfig_for("entra-webhook", token, tmp_path / "sa")
     certs = make_certs(tmp_path / "certs")
     with (
