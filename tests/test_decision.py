@@ -341,7 +341,7 @@ def test_a_managed_identity_that_is_not_ready_is_denied_with_the_condition(confi
     assert outcome.reason == "identity-not-ready"
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": AgentIdentity "pending-agent" is managed by the controller and not '
-        "ready yet (Ready=False, AgentIdentity_LimitExceeded: blueprint \"sales\" has 250 agent identities, its "
+        'ready yet (Ready=False, AgentIdentity_LimitExceeded: blueprint "sales" has 250 agent identities, its '
         "limit; delete unused ones or purge soft-deleted ones); Pods naming it are admitted once it is: "
         "kubectl describe agentidentity pending-agent -n agents"
     )

@@ -225,13 +225,15 @@ class IdentitySpec(_Spec):
             )
         if len(self.sponsors) > MAX_SPONSORS:
             raise PydanticCustomError(
-                "sponsors", "sponsors: at most {limit} (Entra's limit), got {count}",
+                "sponsors",
+                "sponsors: at most {limit} (Entra's limit), got {count}",
                 {"limit": MAX_SPONSORS, "count": len(self.sponsors)},
             )
         groups = sum(1 for sponsor in self.sponsors if sponsor.kind == "Group")
         if groups > MAX_GROUP_SPONSORS:
             raise PydanticCustomError(
-                "sponsors", "sponsors: at most {limit} groups (Entra's limit), got {count}",
+                "sponsors",
+                "sponsors: at most {limit} groups (Entra's limit), got {count}",
                 {"limit": MAX_GROUP_SPONSORS, "count": groups},
             )
         return self
