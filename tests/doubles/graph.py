@@ -36,7 +36,7 @@ PAGE = 100
 MAX_SPONSORS, MAX_GROUPS = 100, 5
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FILTER = re.compile(r"^agentIdentityBlueprintId eq '([^']*)'$")
-_REF = re.compile(r"^https://graph\.microsoft\.com/v1\.0/(users|groups|directoryObjects)/([^/]+)$")
+_REF = re.compile(r"^(https://[^/]+)/v1\.0/(users|groups|directoryObjects)/([^/]+)$")
 
 
 @dataclass
@@ -218,9 +218,9 @@ class GraphDouble:
         groups = 0
         for ref in refs:
             match = _REF.fullmatch(ref) if isinstance(ref, str) else None
-            if match is None:
+            if match is None or match.group(1) not in ("https://graph.microsoft.com", self.base_url):
                 return _error(400, "Request_BadRequest", f"Invalid object identifier '{ref}'.")
-            kind, object_id = match.groups()
+            _, kind, object_id = match.groups()
             is_group = object_id in self.groups
             if (kind == "users" and object_id not in self.users) or (kind == "groups" and not is_group):
                 return _not_found(object_id)
