@@ -16,11 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import msal
+import requests
 
 from webhook.models import DEFAULT_INSTANCE
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 _AADSTS = re.compile(r"AADSTS\d+")
+
+
+class _Session(requests.Session):  # type: ignore[misc]
+    """MSAL's HTTP session, with our CA on every request: a per-request `verify` is the only one that
+    REQUESTS_CA_BUNDLE in the environment cannot silently replace."""
+
+    def __init__(self, verify: str | bool, timeout: float) -> None:
+        super().__init__()
+        self._verify = verify
+        self._timeout = timeout
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs["verify"] = self._verify
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
 
 
 class TokenError(Exception):
@@ -44,8 +60,7 @@ class Tokens:
     def __init__(self, token_file: Path, authority_host: str | None, verify: str | bool, timeout: float) -> None:
         self.token_file = token_file
         self.authority_host = authority_host
-        self.verify = verify
-        self.timeout = timeout
+        self.session = _Session(verify, timeout)
         self._apps: dict[tuple[str, ...], msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
 
@@ -54,9 +69,8 @@ class Tokens:
         return lambda: self.token(login)
 
     def token(self, login: BlueprintLogin) -> str:
-        app = self._app(login)
-        try:
-            result: dict[str, Any] = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+        try:  # the app's creation reads the authority's discovery document: it can fail too
+            result: dict[str, Any] = self._app(login).acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except (OSError, ValueError) as error:  # unreachable authority, unreadable token file, bad discovery
             raise TokenError("TokenEndpointUnreachable", f"{type(error).__name__}: {str(error)[:200]}") from None
         if "access_token" in result:
@@ -84,8 +98,7 @@ class Tokens:
                     client_credential=credential,
                     authority=authority,
                     instance_discovery=False,  # nothing but the configured authority is ever called
-                    verify=self.verify,
-                    timeout=self.timeout,
+                    http_client=self.session,
                 )
                 self._apps[key] = app
             return app
