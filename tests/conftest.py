@@ -15,7 +15,6 @@ from tests.doubles.entra import EntraDouble
 from tests.doubles.graph import GraphDouble
 from tests.doubles.https import serve_https
 from tests.servers import make_certs
-
 from webhook.index import ConfigIndex
 from webhook.settings import Settings
 from webhook.sources.files import FileSource
