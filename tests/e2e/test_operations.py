@@ -56,9 +56,19 @@ def test_manifests_and_overlays_are_accepted_by_the_api_server(control_plane: Co
 
 
 def test_webhook_rbac_reads_no_secrets_or_configmaps(control_plane: ControlPlane) -> None:
-    rules = [d for d in build(control_plane, MANIFESTS) if d["kind"] == "ClusterRole"]
-    resources = {resource for role in rules for rule in role["rules"] for resource in rule["resources"]}
-    assert resources == {"agentblueprints", "agentidentities", "events"}
+    roles = [d for d in build(control_plane, MANIFESTS) if d["kind"] == "ClusterRole"]
+    rules = [rule for role in roles if role["metadata"]["name"].startswith("entra-webhook") for rule in role["rules"]]
+    assert {resource for rule in rules for resource in rule["resources"]} == {
+        "agentblueprints", "agentidentities", "events",
+    }  # fmt: skip
+
+
+def test_controller_rbac_grants_no_secret_anywhere(control_plane: ControlPlane) -> None:
+    documents = build(control_plane, MANIFESTS)
+    roles = [d for d in documents if d["kind"] in {"ClusterRole", "Role"} and "controller" in d["metadata"]["name"]]
+    resources = {resource for role in roles for rule in role["rules"] for resource in rule.get("resources", [])}
+    assert "secrets" not in resources
+    assert {"agentidentities/status", "agentidentities/finalizers", "leases"} <= resources
 
 
 def _events(plane: ControlPlane, namespace: str, reason: str, kind: str = "ReplicaSet") -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from webhook.models import (
     AgentBlueprint,
     AgentIdentity,
     ConfigObject,
+    InvalidObject,
     ObjectRef,
     parse_object,
 )
@@ -76,14 +77,21 @@ class Provisioner:
         metadata = raw["metadata"]
         finalizers = list(metadata.get("finalizers") or [])
         deleting = bool(metadata.get("deletionTimestamp"))
-        managed = isinstance(parsed, AgentIdentity) and parsed.spec.managed
-        if deleting or not managed:
-            if FINALIZER in finalizers and (deleting or not managed):
-                if deleting and isinstance(parsed, AgentIdentity):
+        if isinstance(parsed, InvalidObject):
+            if deleting and FINALIZER in finalizers:
+                log.warning("%s deleted while invalid: its Entra identity is left as it is", parsed.ref)
+                self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
+            elif not deleting and (FINALIZER in finalizers or (raw.get("spec") or {}).get("sponsors")):
+                self._report(raw, False, "InvalidSpec", parsed.message)
+                raise Retry("InvalidSpec")
+            return
+        assert isinstance(parsed, AgentIdentity)
+        if deleting or not parsed.spec.managed:
+            if FINALIZER in finalizers:  # deleted, or no longer managed (its Entra object is left as it is)
+                if deleting:
                     self._delete_in_entra(raw, parsed, blueprint_of)
                 self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
             return
-        assert isinstance(parsed, AgentIdentity)
         if FINALIZER not in finalizers:
             raw = self.kube.set_finalizers(raw, [*finalizers, FINALIZER])
         try:
