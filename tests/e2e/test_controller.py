@@ -75,8 +75,7 @@ def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pyt
     kubeconfig = control_plane.kubeconfig_for(ACCOUNT, token_request(control_plane, None), workdir / "kubeconfig")
     token_file = workdir / "token"
     token_file.write_text(token_request(control_plane, ["api://AzureADTokenExchange"]))
-    status, jwks = control_plane.request("GET", "/openid/v1/jwks")
-    assert status == 200, jwks
+    jwks = json.loads(control_plane.kubectl("get", "--raw", "/openid/v1/jwks").stdout)
     doubles.entra.trust_issuer(SERVICE_ACCOUNT_ISSUER, jwks)
     return Cluster(control_plane, doubles, kubeconfig, token_file, workdir)
 
@@ -357,7 +356,7 @@ def test_of_two_replicas_one_leads_and_creates_and_the_other_takes_over_when_it_
         leaders = [r for r in (first, second) if "leading" in r.logs()]
         (leader,) = leaders
         standby = second if leader is first else first
-        assert "standing by" in standby.logs()
+        eventually(lambda: "standing by" in standby.logs(), timeout=5)
         holder = _holder(plane)
         assert holder is not None
         assert holder in leader.logs()
