@@ -347,8 +347,12 @@ def test_with_only_the_manifests_rbac_it_is_ready_after_listing_and_records_even
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     documents = build(control_plane, MANIFESTS)
-    account = next(d for d in documents if d["kind"] == "ServiceAccount")
-    rbac = [d for d in documents if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    account = next(d for d in documents if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "entra-webhook")
+    rbac = [
+        d
+        for d in documents
+        if d["kind"] in {"ClusterRole", "ClusterRoleBinding"} and d["metadata"]["name"].startswith("entra-webhook")
+    ]
     apply(control_plane, *[d for d in documents if d["kind"] == "Namespace"], account)
     wait_for_service_account(control_plane, "entra-system", "entra-webhook")
     found = control_plane.kubectl("get", "serviceaccount", "entra-webhook", "-n", "entra-system", "-o", "json")
