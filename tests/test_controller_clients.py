@@ -68,7 +68,10 @@ def test_429_is_retried_after_the_time_graph_asks_for(
 ) -> None:
     client, app_id = as_blueprint(doubles, graph, tmp_path)
     doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 3, 2
-    created = client.create(body(doubles, app_id))
+    try:
+        created = client.create(body(doubles, app_id))
+    finally:
+        doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 1, 0
     assert created["agentIdentityBlueprintId"] == app_id
     assert len(slept) == 2
     assert all(3 <= seconds <= 3 * 1.25 for seconds in slept)  # never earlier than asked, a little jitter

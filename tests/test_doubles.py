@@ -286,7 +286,7 @@ def test_sponsors_are_added_and_removed_but_never_to_none(caller: Caller) -> Non
 
 
 def test_throttling_answers_429_with_retry_after(caller: Caller) -> None:
-    caller.doubles.graph.faults.throttle = 1
+    caller.doubles.graph.faults.throttle, caller.doubles.graph.faults.retry_after = 1, 1
     response = caller.create()
     assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
     assert caller.create().status_code == 201
