@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.doubles.entra import EntraDouble
+from tests.doubles.graph import GraphDouble
+from tests.doubles.https import serve_https
+from tests.servers import make_certs
 from webhook.index import ConfigIndex
 from webhook.settings import Settings
 from webhook.sources.files import FileSource
@@ -34,3 +41,42 @@ def config() -> ConfigIndex:
 @pytest.fixture
 def settings() -> Settings:
     return Settings()
+
+
+@dataclass
+class Doubles:
+    """The Entra token endpoint and Graph doubles, on loopback HTTPS signed by `ca_file`'s CA."""
+
+    entra: EntraDouble
+    graph: GraphDouble
+    entra_url: str
+    graph_url: str  # with /v1.0
+    ca_file: Path
+
+    def blueprint(self, secret: str | None = None, principal: bool = True) -> tuple[str, str]:
+        """A new blueprint app in a new tenant: (tenant id, app id)."""
+        tenant, app_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.entra.add_blueprint(tenant, app_id, secret)
+        if principal:
+            self.graph.principals.add(app_id)
+        return tenant, app_id
+
+    def user(self) -> str:
+        user = str(uuid.uuid4())
+        self.graph.users.add(user)
+        return user
+
+    def group(self) -> str:
+        group = str(uuid.uuid4())
+        self.graph.groups.add(group)
+        return group
+
+
+@pytest.fixture(scope="session")
+def doubles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doubles]:
+    certs = make_certs(tmp_path_factory.mktemp("doubles-certs"))
+    entra = EntraDouble()
+    graph = GraphDouble(entra)
+    with serve_https(entra.handle, certs) as entra_url, serve_https(graph.handle, certs) as graph_url:
+        entra.base_url, graph.base_url = entra_url, graph_url
+        yield Doubles(entra, graph, entra_url, graph_url + "/v1.0", certs / "ca.crt")

@@ -203,3 +203,29 @@ def test_serve_with_a_broken_kubeconfig_names_it_and_the_alternative(tmp_path: P
     assert result.returncode == 2
     assert f"cannot use --kubeconfig {tmp_path / 'kubeconfig'}:" in result.stderr
     assert "or --config PATH to read blueprints and identities from files" in result.stderr
+
+
+def test_offline_inject_uses_the_id_a_managed_identity_s_status_records(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = yaml.safe_load((WORKLOADS / "deployment.yaml").read_text())
+    annotations = document["spec"]["template"]["metadata"].setdefault("annotations", {})
+    annotations["entra.io/agent-identity"] = "managed-agent"
+    source = tmp_path / "managed.yaml"
+    source.write_text(yaml.safe_dump(document))
+    code, (injected,), _ = inject(capsys, "-f", str(source), "--config", CONFIG, "--namespace", "agents")
+    assert code == 0
+    (template,) = find_templates(injected)
+    assert app_env(template.pod)["AGENT_IDENTITY_APP_ID"] == "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"
+
+
+def test_offline_inject_denies_a_managed_identity_that_is_not_ready(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = yaml.safe_load((WORKLOADS / "pod.yaml").read_text())
+    document["metadata"]["annotations"] = {"entra.io/agent-identity": "pending-agent"}
+    source = tmp_path / "pending.yaml"
+    source.write_text(yaml.safe_dump(document))
+    code, _, err = inject(capsys, "-f", str(source), "--config", CONFIG, "--namespace", "agents")
+    assert code == 1
+    assert 'AgentIdentity "pending-agent" is managed by the controller and not ready yet' in err

@@ -38,8 +38,8 @@ def test_unknown_identity_is_denied_with_the_names_the_namespace_has(config: Con
     assert outcome.code == 403
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": entra.io/agent-identity names "sales-agnt", but namespace '
-        '"agents" has no AgentIdentity of that name (have: broken-identity, orphan, sales-agent, support-agent, '
-        "twin-a, twin-b)"
+        '"agents" has no AgentIdentity of that name (have: broken-identity, managed-agent, orphan, pending-agent, '
+        "sales-agent, support-agent, twin-a, twin-b, unreported-agent)"
     )
     assert outcome.missing == ObjectRef("AgentIdentity", "agents", "sales-agnt")
 
@@ -334,3 +334,29 @@ def test_pod_annotation_overrides_the_operator_mode(config: ConfigIndex) -> None
 def test_malformed_pods_never_raise(config: ConfigIndex, garbage: dict[str, Any]) -> None:
     outcome = decide(garbage, "agents", config, Settings())
     assert isinstance(outcome, Inject | Skip | Deny)
+
+
+def test_a_managed_identity_that_is_not_ready_is_denied_with_the_condition(config: ConfigIndex) -> None:
+    outcome = denied(config, pod({"entra.io/agent-identity": "pending-agent"}))
+    assert outcome.reason == "identity-not-ready"
+    assert outcome.message == (
+        'pod "web-7d9c" in namespace "agents": AgentIdentity "pending-agent" is managed by the controller and not '
+        'ready yet (Ready=False, AgentIdentity_LimitExceeded: blueprint "sales" has 250 agent identities, its '
+        "limit; delete unused ones or purge soft-deleted ones); Pods naming it are admitted once it is: "
+        "kubectl describe agentidentity pending-agent -n agents"
+    )
+
+
+def test_a_managed_identity_without_a_status_is_denied_saying_the_controller_has_not_reported(
+    config: ConfigIndex,
+) -> None:
+    outcome = denied(config, pod({"entra.io/agent-identity": "unreported-agent"}))
+    assert outcome.reason == "identity-not-ready"
+    assert "the controller has not reported on it yet (is `entra-webhook controller` running?)" in outcome.message
+
+
+def test_a_ready_managed_identity_gives_the_app_its_recorded_id(config: ConfigIndex) -> None:
+    outcome = decide(pod({"entra.io/agent-identity": "managed-agent"}), "agents", config, Settings())
+    assert isinstance(outcome, Inject)
+    app_env = next(op["value"] for op in outcome.ops if op["path"] == "/spec/containers/1/env")
+    assert {"name": "AGENT_IDENTITY_APP_ID", "value": "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"} in app_env

@@ -149,11 +149,78 @@ def test_identity_parses_and_lists_service_accounts() -> None:
     assert parsed.spec.service_accounts == ("a", "b")
 
 
-def test_identity_needs_blueprint_and_client_id() -> None:
-    assert invalid(identity({})) == (
-        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec.blueprint: is required; '
-        "spec.clientId: is required"
+def test_identity_needs_a_blueprint() -> None:
+    assert invalid(identity({"clientId": GUID})) == (
+        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec.blueprint: is required'
     )
+
+
+def test_identity_needs_a_client_id_or_sponsors_and_says_so() -> None:
+    assert invalid(identity({"blueprint": "sales"})) == (
+        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec: needs clientId (an agent identity '
+        "that exists in Entra) or sponsors (user or group object ids, to have the controller create one)"
+    )
+
+
+def test_an_identity_with_sponsors_is_managed_with_defaults() -> None:
+    parsed = parse_object(identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID.upper()}]}))
+    assert isinstance(parsed, AgentIdentity)
+    assert parsed.spec.managed
+    assert parsed.spec.sponsors[0].id == GUID
+    assert (parsed.spec.deletion_policy, parsed.spec.display_name, parsed.client_id) == ("Delete", None, None)
+    assert not parsed.ready
+
+
+def test_an_identity_with_a_client_id_and_no_sponsors_is_unmanaged_and_ready() -> None:
+    parsed = parse_object(identity({"blueprint": "sales", "clientId": GUID}))
+    assert isinstance(parsed, AgentIdentity)
+    assert (parsed.spec.managed, parsed.ready, parsed.client_id) == (False, True, GUID)
+
+
+def test_sponsors_are_held_to_entra_s_limits() -> None:
+    groups = [{"kind": "Group", "id": GUID}] * 6
+    assert invalid(identity({"blueprint": "sales", "sponsors": groups})).endswith(
+        "spec: sponsors: at most 5 groups (Entra's limit), got 6"
+    )
+    users = [{"kind": "User", "id": GUID}] * 101
+    assert invalid(identity({"blueprint": "sales", "sponsors": users})).endswith(
+        "spec: sponsors: at most 100 (Entra's limit), got 101"
+    )
+
+
+def test_a_sponsor_kind_is_user_or_group() -> None:
+    message = invalid(identity({"blueprint": "sales", "sponsors": [{"kind": "Device", "id": GUID}]}))
+    assert "spec.sponsors[0].kind: Input should be 'User' or 'Group', got 'Device'" in message
+
+
+def test_a_display_name_is_bounded() -> None:
+    message = invalid(identity({"blueprint": "sales", "clientId": GUID, "displayName": "x" * 257}))
+    assert "spec.displayName: must hold 1 to 256 characters" in message
+
+
+def test_the_status_the_controller_wrote_gives_the_id_and_readiness() -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    document["status"] = {
+        "clientId": GUID.upper(),
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "m" * 500}],
+    }
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
+    assert (parsed.client_id, parsed.ready) == (GUID, True)
+    assert parsed.status.ready is not None
+    assert len(parsed.status.ready.message) == 300
+
+
+@pytest.mark.parametrize(
+    "status",
+    [None, "junk", {"clientId": 7, "conditions": "x"}, {"clientId": "not-a-guid", "conditions": [None, 3]}],
+)
+def test_a_malformed_status_is_read_as_empty_never_an_error(status: Any) -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    document["status"] = status
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
+    assert (parsed.client_id, parsed.status.ready, parsed.ready) == (None, None, False)
 
 
 def test_identity_service_accounts_must_be_a_list_of_names() -> None:

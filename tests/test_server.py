@@ -245,7 +245,7 @@ def test_metrics_count_admissions_by_outcome_and_reason(server: Served, client: 
     assert 'entra_webhook_admissions_total{outcome="injected",reason="injected"}' in text
     assert 'entra_webhook_admissions_total{outcome="denied",reason="unknown-identity"}' in text
     assert 'entra_webhook_config_objects{kind="AgentBlueprint"} 4.0' in text
-    assert 'entra_webhook_config_objects{kind="AgentIdentity"} 6.0' in text
+    assert 'entra_webhook_config_objects{kind="AgentIdentity"} 9.0' in text
     assert "entra_webhook_admission_duration_seconds_bucket" in text
     expiry = next(line for line in text.splitlines() if line.startswith("entra_webhook_certificate_expiry_seconds "))
     assert 360 * 86400 < float(expiry.split()[1]) <= 365 * 86400

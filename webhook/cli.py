@@ -1,4 +1,4 @@
-"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint) and `certs`."""
+"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint), `controller` and `certs`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -
             dest=name,
             metavar=name.rsplit("_", 1)[-1].upper(),
             help=f"env {env_name(name)}; default {field.default}",
+        )
+
+
+def _controller_flags(parser: argparse.ArgumentParser) -> None:
+    from webhook.controller.settings import ENV_PREFIX, ControllerSettings
+
+    for name, field in ControllerSettings.model_fields.items():
+        parser.add_argument(
+            flag_name(name),
+            dest=name,
+            metavar=name.rsplit("_", 1)[-1].upper(),
+            help=f"env {env_name(name, ENV_PREFIX)}; default {field.default}",
         )
 
 
@@ -74,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
     _settings_flags(serve, skip=("mode",))
 
+    controller = commands.add_parser(
+        "controller", help="create managed AgentIdentities in Entra (flags win over ENTRA_CONTROLLER_* env vars)"
+    )
+    _controller_flags(controller)
+
     certs = commands.add_parser("certs", help="make a CA and a serving certificate")
     certs.add_argument("--out", type=Path, required=True)
     certs.add_argument("--service", default="entra-webhook")
@@ -92,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.run import run_serve
 
             return run_serve(args)
+        if args.command == "controller":
+            from webhook.controller.run import run_controller
+
+            return run_controller(args)
         return run_certs(args)
     except (UsageError, SettingsError, SourceError, DocumentError, OSError) as error:
         print(f"entra-webhook {args.command}: {error}", file=sys.stderr)

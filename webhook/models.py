@@ -187,10 +187,100 @@ class BlueprintSpec(_Spec):
         return self
 
 
+MAX_SPONSORS = 100  # Entra's limits for an agent identity's sponsors
+MAX_GROUP_SPONSORS = 5
+MAX_DISPLAY_NAME = 256
+
+
+class Sponsor(_Spec):
+    """A user or group (by object id) that Entra records as responsible for the agent identity."""
+
+    kind: Literal["User", "Group"]
+    id: Guid
+
+
+def _display_name(value: str) -> str:
+    if not value.strip() or len(value) > MAX_DISPLAY_NAME:
+        raise _fail("display_name", f"must hold 1 to {MAX_DISPLAY_NAME} characters", value[:80])
+    return value
+
+
 class IdentitySpec(_Spec):
+    """`clientId` names an existing identity; `sponsors` make it managed (created, or adopted with `clientId`)."""
+
     blueprint: ObjectName
-    client_id: Guid
+    client_id: Guid | None = None
     service_accounts: tuple[ObjectName, ...] = ()
+    sponsors: tuple[Sponsor, ...] = ()
+    display_name: Annotated[StrictStr, AfterValidator(_display_name)] | None = None
+    deletion_policy: Literal["Delete", "Retain"] = "Delete"
+
+    @_model_validator(mode="after")
+    def _named_or_managed(self) -> IdentitySpec:
+        if self.client_id is None and not self.sponsors:
+            raise PydanticCustomError(
+                "unnamed",
+                "needs clientId (an agent identity that exists in Entra) or sponsors (user or group object ids, "
+                "to have the controller create one)",
+            )
+        if len(self.sponsors) > MAX_SPONSORS:
+            raise PydanticCustomError(
+                "sponsors",
+                "sponsors: at most {limit} (Entra's limit), got {count}",
+                {"limit": MAX_SPONSORS, "count": len(self.sponsors)},
+            )
+        groups = sum(1 for sponsor in self.sponsors if sponsor.kind == "Group")
+        if groups > MAX_GROUP_SPONSORS:
+            raise PydanticCustomError(
+                "sponsors",
+                "sponsors: at most {limit} groups (Entra's limit), got {count}",
+                {"limit": MAX_GROUP_SPONSORS, "count": groups},
+            )
+        return self
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.sponsors)
+
+
+READY = "Ready"
+MESSAGE_LIMIT = 300  # a condition's message as quoted in a denial
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityStatus:
+    """What the controller wrote; read leniently: a malformed status is an empty one, never an error."""
+
+    client_id: str | None = None
+    ready: Condition | None = None
+
+    @classmethod
+    def parse(cls, raw: object) -> IdentityStatus:
+        if not isinstance(raw, Mapping):
+            return cls()
+        client_id = raw.get("clientId")
+        valid = isinstance(client_id, str) and _GUID.fullmatch(client_id) is not None
+        ready = None
+        conditions = raw.get("conditions")
+        for item in conditions if isinstance(conditions, list) else []:
+            if isinstance(item, Mapping) and item.get("type") == READY:
+                ready = Condition(
+                    str(item.get("status", "Unknown"))[:20],
+                    str(item.get("reason", ""))[:80],
+                    _bounded(str(item.get("message", ""))),
+                )
+        return cls(client_id.lower() if valid and isinstance(client_id, str) else None, ready)
+
+
+def _bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +303,19 @@ class AgentBlueprint:
 class AgentIdentity:
     ref: ObjectRef
     spec: IdentitySpec
+    status: IdentityStatus = IdentityStatus()
+
+    @property
+    def client_id(self) -> str | None:
+        """The agent identity's app id: given in the spec, else recorded by the controller."""
+        return self.spec.client_id or self.status.client_id
+
+    @property
+    def ready(self) -> bool:
+        """Unmanaged identities are always usable; managed ones once the controller says Ready with an id."""
+        if not self.spec.managed:
+            return True
+        return self.client_id is not None and self.status.ready is not None and self.status.ready.status == "True"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +360,7 @@ def parse_object(document: Mapping[str, Any], default_namespace: str = "default"
     if isinstance(spec, BlueprintSpec):
         return AgentBlueprint(ref, spec)
     assert isinstance(spec, IdentitySpec)
-    return AgentIdentity(ref, spec)
+    return AgentIdentity(ref, spec, IdentityStatus.parse(document.get("status")))
 
 
 def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -> str:

@@ -80,6 +80,8 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
             f'or list service account "{service_account}" in an AgentIdentity\'s spec.serviceAccounts'
         )
 
+    if identity is not None and not identity.ready:
+        return _not_ready(identity)
     blueprint = _lookup(config, BLUEPRINT, namespace, blueprint_name, named_by)
     if isinstance(blueprint, Refused):
         return blueprint
@@ -101,3 +103,18 @@ def _lookup(
     if isinstance(found, InvalidObject):
         return Refused("invalid-config", f'{named_by} "{name}", but {found.message}: fix the {kind}')
     return found
+
+
+def _not_ready(identity: AgentIdentity) -> Refused:
+    """A managed identity the controller has not provisioned: ReplicaSets retry, so the Pods come once it is."""
+    condition = identity.status.ready
+    if condition is None:
+        said = "the controller has not reported on it yet (is `entra-webhook controller` running?)"
+    else:
+        said = f"Ready={condition.status}, {condition.reason or 'no reason'}: {condition.message or 'no message'}"
+    return Refused(
+        "identity-not-ready",
+        f'AgentIdentity "{identity.ref.name}" is managed by the controller and not ready yet ({said}); '
+        f"Pods naming it are admitted once it is: kubectl describe agentidentity {identity.ref.name} "
+        f"-n {identity.ref.namespace}",
+    )

@@ -16,6 +16,7 @@ from webhook import logs
 from webhook.admission import Admission, Observer
 from webhook.certs import service_names
 from webhook.errors import UsageError
+from webhook.kubeapi import api_client
 from webhook.metrics import Metrics
 from webhook.server import Lifecycle, serve
 from webhook.settings import Settings, load_settings
@@ -24,33 +25,15 @@ from webhook.sources.files import FileSource
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger(__name__)
-
-
-def _api_client(args: argparse.Namespace) -> Any | None:
-    """The cluster API, from --kubeconfig or the in-cluster service account; None when neither."""
-    if not args.kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
-    import yaml
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        if args.kubeconfig:
-            return config.new_client_from_config(config_file=str(args.kubeconfig))
-        config.load_incluster_config()
-    except (ConfigException, OSError, yaml.YAMLError) as error:
-        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "the in-cluster service account"
-        raise UsageError(
-            f"cannot use {where}: {str(error).splitlines()[0]} (pass a working kubeconfig, or --config PATH to "
-            "read blueprints and identities from files)"
-        ) from None
-    return client.ApiClient()
+FILES_INSTEAD = "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
 
 
 def run_serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     settings = load_settings(vars(args), os.environ)
-    api = _api_client(args)
+    api = api_client(
+        args.kubeconfig, "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
+    )
     if args.manage_certs and api is None:
         raise UsageError("--manage-certs needs the cluster API: run in a cluster or pass --kubeconfig")
 

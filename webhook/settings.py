@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -82,27 +82,34 @@ class SettingsError(ValueError):
     pass
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
+def env_name(field: str, prefix: str = ENV_PREFIX) -> str:
+    return prefix + field.upper()
 
 
 def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    return load_model(Settings, flags, environ, ENV_PREFIX)
+
+
+def load_model(model: type[_M], flags: Mapping[str, Any], environ: Mapping[str, str], prefix: str) -> _M:
     """Flags win over env vars, env vars over defaults; errors name both spellings of the setting."""
     values: dict[str, Any] = {}
-    for field in Settings.model_fields:
+    for field in model.model_fields:
         if flags.get(field) is not None:
             values[field] = flags[field]
-        elif env_name(field) in environ:
-            values[field] = environ[env_name(field)]
+        elif env_name(field, prefix) in environ:
+            values[field] = environ[env_name(field, prefix)]
     try:
-        return Settings.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             field = str(item["loc"][0]) if item["loc"] else ""
-            problems.append(f"{flag_name(field)} ({env_name(field)}): {item['msg']}")
+            problems.append(f"{flag_name(field)} ({env_name(field, prefix)}): {item['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -145,8 +145,8 @@ def app_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port: int
     env = [_env(SIDECAR_URL, f"http://localhost:{port}")]
     if blueprint.spec.client_id:
         env.append(_env(BLUEPRINT_APP_ID, blueprint.spec.client_id))
-    if identity is not None:
-        env.append(_env(AGENT_IDENTITY_APP_ID, identity.spec.client_id))
+    if identity is not None and identity.client_id:
+        env.append(_env(AGENT_IDENTITY_APP_ID, identity.client_id))
     return env
 
 

@@ -61,9 +61,19 @@ def test_manifests_and_overlays_are_accepted_by_the_api_server(control_plane: Co
 
 
 def test_webhook_rbac_reads_no_secrets_or_configmaps(control_plane: ControlPlane) -> None:
-    rules = [d for d in build(control_plane, MANIFESTS) if d["kind"] == "ClusterRole"]
-    resources = {resource for role in rules for rule in role["rules"] for resource in rule["resources"]}
-    assert resources == {"agentblueprints", "agentidentities", "events"}
+    roles = [d for d in build(control_plane, MANIFESTS) if d["kind"] == "ClusterRole"]
+    rules = [rule for role in roles if role["metadata"]["name"].startswith("entra-webhook") for rule in role["rules"]]
+    assert {resource for rule in rules for resource in rule["resources"]} == {
+        "agentblueprints", "agentidentities", "events",
+    }  # fmt: skip
+
+
+def test_controller_rbac_grants_no_secret_anywhere(control_plane: ControlPlane) -> None:
+    documents = build(control_plane, MANIFESTS)
+    roles = [d for d in documents if d["kind"] in {"ClusterRole", "Role"} and "controller" in d["metadata"]["name"]]
+    resources = {resource for role in roles for rule in role["rules"] for resource in rule.get("resources", [])}
+    assert "secrets" not in resources
+    assert {"agentidentities/status", "agentidentities/finalizers", "leases"} <= resources
 
 
 def _events(plane: ControlPlane, namespace: str, reason: str, kind: str = "ReplicaSet") -> list[dict[str, Any]]:
@@ -345,8 +355,12 @@ def test_with_only_the_manifests_rbac_it_is_ready_after_listing_and_records_even
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     documents = build(control_plane, MANIFESTS)
-    account = next(d for d in documents if d["kind"] == "ServiceAccount")
-    rbac = [d for d in documents if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    account = next(d for d in documents if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "entra-webhook")
+    rbac = [
+        d
+        for d in documents
+        if d["kind"] in {"ClusterRole", "ClusterRoleBinding"} and d["metadata"]["name"].startswith("entra-webhook")
+    ]
     apply(control_plane, *[d for d in documents if d["kind"] == "Namespace"], account)
     wait_for_service_account(control_plane, "entra-system", "entra-webhook")
     token = control_plane.service_account_token("entra-system", "entra-webhook")

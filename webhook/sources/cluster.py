@@ -9,27 +9,20 @@ admission can cause is one short live GET when a Pod names an object the index d
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.index import ConfigIndex
 from webhook.models import GROUP, KINDS, PLURALS, VERSION, ConfigObject, NotConfig, ObjectRef, parse_object
+from webhook.watch import Follower
 
 log = logging.getLogger(__name__)
-
-WATCH_SECONDS = 300
-BACKOFF_START = 0.5
-BACKOFF_MAX = 30.0
-
-
-class _Gone(Exception):
-    """The resourceVersion is too old: list again."""
 
 
 class ClusterSource:
@@ -46,9 +39,7 @@ class ClusterSource:
         self._index = ConfigIndex()
         self._lock = threading.Lock()
         self._listed: set[str] = set()
-        self._stopping = threading.Event()
-        self._watches: dict[str, watch.Watch] = {}
-        self._threads: list[threading.Thread] = []
+        self._followers: list[Follower] = []
 
     @property
     def index(self) -> ConfigIndex:
@@ -60,14 +51,13 @@ class ClusterSource:
 
     async def start(self) -> None:
         for kind in KINDS:
-            thread = threading.Thread(target=self._follow, args=(kind,), name=f"watch-{PLURALS[kind]}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            follower = self._follower(kind)
+            self._followers.append(follower)
+            follower.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        for stream in list(self._watches.values()):
-            stream.stop()
+        for follower in self._followers:
+            follower.stop()
 
     async def lookup(self, ref: ObjectRef) -> ConfigObject | None:
         loop = asyncio.get_running_loop()
@@ -94,64 +84,29 @@ class ClusterSource:
             raise
         return raw
 
-    def _follow(self, kind: str) -> None:
-        """List once, then watch from the last resourceVersion; list again only when it is gone."""
-        version: str | None = None
-        backoff = BACKOFF_START
-        while not self._stopping.is_set():
-            try:
-                if version is None:
-                    version = self._list(kind)
-                version = self._watch(kind, version)
-                backoff = BACKOFF_START
-            except _Gone:
-                self._restarted(kind, "gone")
-                version = None
-            except Exception as error:
-                if self._stopping.is_set():
-                    return
-                self._restarted(kind, "error")
-                hint = " (are the CRDs installed? kubectl apply -k manifests/)" if _status(error) == 404 else ""
-                log.warning("watch of %s failed: %s%s; retrying in %.1fs", PLURALS[kind], _brief(error), hint, backoff)
-                self._stopping.wait(backoff * random.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, BACKOFF_MAX)
+    def _follower(self, kind: str) -> Follower:
+        def on_list(items: list[dict[str, Any]]) -> None:
+            objects = [found for raw in items if (found := self._parse(raw, kind)) is not None]
+            self._update(lambda index: index.replace_kind(kind, objects))
+            if kind not in self._listed:
+                log.info("listed %d %s", len(objects), PLURALS[kind])
+            self._listed.add(kind)
 
-    def _list(self, kind: str) -> str:
-        listed = self.objects.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], _request_timeout=30)
-        objects = [found for raw in listed.get("items", []) if (found := self._parse(raw, kind)) is not None]
-        self._update(lambda index: index.replace_kind(kind, objects))
-        if kind not in self._listed:
-            log.info("listed %d %s", len(objects), PLURALS[kind])
-        self._listed.add(kind)
-        return str(listed["metadata"]["resourceVersion"])
+        def on_restart(reason: str, error: Exception | None) -> None:
+            del error
+            if self.on_watch_restart:
+                self.on_watch_restart(PLURALS[kind], reason)
 
-    def _watch(self, kind: str, version: str) -> str:
-        stream = watch.Watch()
-        self._watches[kind] = stream
-        try:
-            for event in stream.stream(
-                self.objects.list_cluster_custom_object,
-                GROUP,
-                VERSION,
-                PLURALS[kind],
-                resource_version=version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=WATCH_SECONDS,
-                _request_timeout=(10, WATCH_SECONDS + 30),
-            ):
-                self._apply(kind, event["type"], event["object"])
-                version = stream.resource_version or version
-        except ApiException as error:
-            if error.status == 410:
-                raise _Gone from error
-            raise
-        finally:
-            self._watches.pop(kind, None)
-        return stream.resource_version or version
+        return Follower(
+            PLURALS[kind],
+            functools.partial(self.objects.list_cluster_custom_object, GROUP, VERSION, PLURALS[kind]),
+            on_list,
+            functools.partial(self._apply, kind),
+            on_restart,
+            hint_404=" (are the CRDs installed? kubectl apply -k manifests/)",
+        )
 
     def _apply(self, kind: str, kind_of_event: str, raw: dict[str, Any]) -> None:
-        if kind_of_event == "BOOKMARK":
-            return
         if kind_of_event == "DELETED":
             metadata = raw.get("metadata", {})
             ref = ObjectRef(kind, str(metadata.get("namespace")), str(metadata.get("name")))
@@ -174,10 +129,6 @@ class ClusterSource:
         with self._lock:
             self._index = change(self._index)
 
-    def _restarted(self, kind: str, reason: str) -> None:
-        if self.on_watch_restart:
-            self.on_watch_restart(PLURALS[kind], reason)
-
 
 def server_version(api: client.ApiClient) -> tuple[int, int]:
     """The API server's (major, minor); managed clusters report minors like "29+"."""
@@ -187,13 +138,3 @@ def server_version(api: client.ApiClient) -> tuple[int, int]:
 
 def parse_version(major: str, minor: str) -> tuple[int, int]:
     return int("".join(filter(str.isdigit, major))), int("".join(filter(str.isdigit, minor)))
-
-
-def _status(error: Exception) -> int | None:
-    return error.status if isinstance(error, ApiException) else None
-
-
-def _brief(error: Exception) -> str:
-    if isinstance(error, ApiException):
-        return f"{error.status} {error.reason}"
-    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,402 @@
+"""Microsoft Graph v1.0 for agent identities, as a blueprint calling with its own token sees it.
+
+Bodies are checked against the property names and types of the published v1.0 metadata
+(`agent-identity.schema.json` beside this file). What the double enforces: a valid bearer token
+from the Entra double; `OData-Version: 4.0` on writes; required `displayName` and sponsors (1..100,
+at most 5 groups, existing users or groups); `agentIdentityBlueprintId` equal to the caller's appId
+(else 403 `Error_AgentIdentitySelfCreateRequired`); a blueprint principal that exists
+(`AgentIdentity_AgentBlueprintPrincipalDoesNotExist`); 250 identities per blueprint counting
+soft-deleted ones (`AgentIdentity_LimitExceeded`); soft delete, restore and purge under
+`/directory/deletedItems`; `$filter` lists in pages of at most 100 with `@odata.nextLink`. On demand:
+429 with `Retry-After`, and 404 on reads of an object for some seconds after its creation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tests.doubles.entra import EntraDouble
+from tests.doubles.https import Request, Response
+
+SCHEMA = json.loads((Path(__file__).parent / "agent-identity.schema.json").read_text())
+CAST = "microsoft.graph.agentIdentity"
+ODATA_TYPE = "#microsoft.graph.agentIdentity"
+LIMIT = 250
+PAGE = 100
+MAX_SPONSORS, MAX_GROUPS = 100, 5
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_FILTER = re.compile(r"^agentIdentityBlueprintId eq '([^']*)'$")
+_REF = re.compile(r"^(https://[^/]+)/v1\.0/(users|groups|directoryObjects)/([^/]+)$")
+
+
+@dataclass
+class Identity:
+    body: dict[str, Any]
+    sponsors: list[str]
+    created: float
+    deleted: float | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+
+@dataclass
+class Faults:
+    throttle: int = 0  # answer this many next requests with 429
+    retry_after: int = 1
+    replication_seconds: float = 0.0  # reads of an object 404 for this long after its creation
+
+
+@dataclass
+class GraphDouble:
+    entra: EntraDouble
+    users: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    principals: set[str] = field(default_factory=set)  # blueprint appIds with a blueprint principal
+    identities: dict[str, Identity] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    base_url: str = ""
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    # -- inspection helpers for tests --------------------------------------------------------
+
+    def of_blueprint(self, app_id: str, deleted: bool = False) -> list[Identity]:
+        with self._lock:
+            return [
+                found
+                for found in self.identities.values()
+                if found.body["agentIdentityBlueprintId"] == app_id and (found.deleted is not None) == deleted
+            ]
+
+    def seed(self, app_id: str, display_name: str, tags: list[str] | None = None, deleted: bool = False) -> Identity:
+        """An identity that exists before the test (made by someone else, or earlier)."""
+        body = self._new_body(app_id, {"displayName": display_name, "tags": tags or []})
+        found = Identity(body, [next(iter(self.users))] if self.users else [], 0.0, time.time() if deleted else None)
+        with self._lock:
+            self.identities[found.id] = found
+        return found
+
+    # -- the endpoint ------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        with self._lock:
+            self.requests.append((request.method, request.path))
+            if self.faults.throttle > 0:
+                self.faults.throttle -= 1
+                response = _error(429, "TooManyRequests", "Too many requests, retry after the time given.")
+                response.headers["Retry-After"] = str(self.faults.retry_after)
+                return response
+        caller = self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        parts = request.path.strip("/").split("/")
+        if parts[:1] != ["v1.0"]:
+            return _error(400, "BadRequest", f"Invalid version: {parts[:1]}")
+        route = parts[1:]
+        with self._lock:
+            return self._route(request, route, caller)
+
+    def _caller(self, request: Request) -> str | Response:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        try:
+            claims = self.entra.verify_access_token(header.removeprefix("Bearer "))
+        except jwt.ExpiredSignatureError:
+            return _error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+        except jwt.PyJWTError as error:
+            return _error(401, "InvalidAuthenticationToken", f"Access token validation failure: {error}.")
+        return str(claims["appid"])
+
+    def _route(self, request: Request, route: list[str], caller: str) -> Response:
+        method = request.method
+        if route == ["servicePrincipals", CAST]:
+            if method == "POST":
+                return self._create(request, caller)
+            if method == "GET":
+                return self._list(request, caller)
+        if len(route) >= 3 and route[0] == "servicePrincipals" and route[2] == CAST:
+            found = self.identities.get(route[1])
+            if found is None or found.deleted is not None or self._replicating(found):
+                return _not_found(route[1])
+            if found.body["agentIdentityBlueprintId"] != caller:
+                return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+            rest = route[3:]
+            if not rest:
+                return self._one(request, found)
+            if rest[0] == "sponsors":
+                return self._sponsors(request, found, rest[1:])
+        if route[:2] == ["directory", "deletedItems"] and len(route) >= 3:
+            return self._deleted_item(request, route[2], route[3:], caller)
+        return _error(400, "BadRequest", f"Resource not found for the segment '{'/'.join(route)}'.")
+
+    def _replicating(self, found: Identity) -> bool:
+        return time.time() - found.created < self.faults.replication_seconds
+
+    def _odata_version(self, request: Request) -> Response | None:
+        if request.headers.get("odata-version") != "4.0":
+            return _error(
+                400,
+                "BadRequest",
+                "The request uses the microsoft.graph.agentIdentity cast and must send the header OData-Version: 4.0.",
+            )
+        return None
+
+    def _create(self, request: Request, caller: str) -> Response:
+        refused = self._odata_version(request)
+        if refused:
+            return refused
+        body = request.json()
+        if not isinstance(body, dict):
+            return _error(400, "BadRequest", "Empty Payload. JSON content expected.")
+        problem = _check_body(body, creating=True)
+        if problem:
+            return _error(400, "Request_BadRequest", problem)
+        sponsors = self._sponsor_refs(body.get("sponsors@odata.bind"))
+        if isinstance(sponsors, Response):
+            return sponsors
+        blueprint = body["agentIdentityBlueprintId"]
+        if blueprint != caller:
+            return _error(
+                403,
+                "Error_AgentIdentitySelfCreateRequired",
+                "Applications can only create agent identities under themselves. The provided "
+                "AgentIdentityBlueprintId doesn't match the calling application's AppId.",
+            )
+        if blueprint not in self.principals:
+            return _error(
+                400,
+                "AgentIdentity_AgentBlueprintPrincipalDoesNotExist",
+                "The required agent identity blueprint principal doesn't exist for the specified agent identity "
+                "blueprint ID.",
+            )
+        used = len(self.of_blueprint(blueprint)) + len(self.of_blueprint(blueprint, deleted=True))
+        if used >= LIMIT:
+            return _error(
+                400,
+                "AgentIdentity_LimitExceeded",
+                "You've reached the maximum number of agent identities allowed including active and soft-deleted "
+                "entries. To add more, you must permanently delete unneeded agent identities.",
+            )
+        fields = {k: v for k, v in body.items() if "@" not in k}
+        created = Identity(self._new_body(caller, fields), sponsors, time.time())
+        self.identities[created.id] = created
+        return Response(
+            201, {"@odata.context": self._context(), **created.body}, {"Location": self._location(created.id)}
+        )
+
+    def _new_body(self, app_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "@odata.type": ODATA_TYPE,
+            "id": str(uuid.uuid4()),
+            "accountEnabled": True,
+            "createdByAppId": app_id,
+            "createdDateTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "disabledByMicrosoftStatus": None,
+            "servicePrincipalType": "ServiceIdentity",
+            "tags": [],
+            **fields,
+            "agentIdentityBlueprintId": app_id,
+        }
+
+    def _sponsor_refs(self, refs: Any) -> list[str] | Response:
+        if not isinstance(refs, list) or not refs:
+            return _error(400, "Request_BadRequest", "No sponsor specified. An agent identity needs at least one.")
+        ids: list[str] = []
+        groups = 0
+        for ref in refs:
+            match = _REF.fullmatch(ref) if isinstance(ref, str) else None
+            if match is None or match.group(1) not in ("https://graph.microsoft.com", self.base_url):
+                return _error(400, "Request_BadRequest", f"Invalid object identifier '{ref}'.")
+            _, kind, object_id = match.groups()
+            is_group = object_id in self.groups
+            if (kind == "users" and object_id not in self.users) or (kind == "groups" and not is_group):
+                return _not_found(object_id)
+            if kind == "directoryObjects" and object_id not in self.users and not is_group:
+                return _not_found(object_id)
+            groups += is_group
+            ids.append(object_id)
+        if len(ids) > MAX_SPONSORS or groups > MAX_GROUPS:
+            return _error(
+                400,
+                "Request_BadRequest",
+                f"An agent identity can have at most {MAX_SPONSORS} sponsors, of which at most {MAX_GROUPS} groups.",
+            )
+        return ids
+
+    def _list(self, request: Request, caller: str) -> Response:
+        match = _FILTER.fullmatch(request.query.get("$filter", ""))
+        if match is None:
+            return _error(400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.")
+        if match.group(1) != caller:
+            return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        top = request.query.get("$top", str(PAGE))
+        if not top.isdigit() or not 1 <= int(top) <= PAGE:
+            return _error(
+                400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and 100."
+            )
+        start = int(request.query.get("$skiptoken", "0") or 0)
+        items = sorted(self.of_blueprint(caller), key=lambda found: found.id)
+        page = items[start : start + int(top)]
+        body: dict[str, Any] = {"@odata.context": self._context(), "value": [found.body for found in page]}
+        if start + int(top) < len(items):
+            filter_ = request.query["$filter"].replace(" ", "%20").replace("'", "%27")
+            query = f"$filter={filter_}&$top={top}&$skiptoken={start + int(top)}"
+            body["@odata.nextLink"] = f"{self.base_url}/v1.0/servicePrincipals/{CAST}?{query}"
+        return Response(200, body)
+
+    def _one(self, request: Request, found: Identity) -> Response:
+        if request.method == "GET":
+            return Response(200, {"@odata.context": self._context("/$entity"), **found.body})
+        refused = self._odata_version(request)
+        if refused:
+            return refused
+        if request.method == "PATCH":
+            body = request.json()
+            if not isinstance(body, dict):
+                return _error(400, "BadRequest", "Empty Payload. JSON content expected.")
+            problem = _check_body(body, creating=False)
+            if problem:
+                return _error(400, "Request_BadRequest", problem)
+            found.body.update({k: v for k, v in body.items() if "@" not in k})
+            return Response(204)
+        if request.method == "DELETE":
+            found.deleted = time.time()
+            return Response(204)
+        return _error(405, "Request_BadRequest", f"The method {request.method} is not allowed here.")
+
+    def _sponsors(self, request: Request, found: Identity, rest: list[str]) -> Response:
+        if request.method == "GET" and not rest:
+            value = [
+                {"@odata.type": "#microsoft.graph.group" if s in self.groups else "#microsoft.graph.user", "id": s}
+                for s in found.sponsors
+            ]
+            return Response(200, {"value": value})
+        refused = self._odata_version(request)
+        if refused:
+            return refused
+        if request.method == "POST" and rest == ["$ref"]:
+            body = request.json()
+            ref = body.get("@odata.id") if isinstance(body, dict) and len(body) == 1 else None
+            ids = self._sponsor_refs([ref])
+            if isinstance(ids, Response):
+                return ids
+            if ids[0] in found.sponsors:
+                return _error(
+                    400,
+                    "Request_BadRequest",
+                    "One or more added object references already exist for the following "
+                    f"modified properties: 'sponsors'. ({ids[0]})",
+                )
+            added = self._sponsor_refs(
+                [f"https://graph.microsoft.com/v1.0/directoryObjects/{s}" for s in [*found.sponsors, ids[0]]]
+            )
+            if isinstance(added, Response):
+                return added
+            found.sponsors.append(ids[0])
+            return Response(204)
+        if request.method == "DELETE" and len(rest) == 2 and rest[1] == "$ref":
+            if rest[0] not in found.sponsors:
+                return _not_found(rest[0])
+            if len(found.sponsors) == 1:
+                return _error(400, "Request_BadRequest", "No sponsor specified. An agent identity needs at least one.")
+            found.sponsors.remove(rest[0])
+            return Response(204)
+        return _error(400, "BadRequest", "Unsupported sponsors request.")
+
+    def _deleted_item(self, request: Request, object_id: str, rest: list[str], caller: str) -> Response:
+        found = self.identities.get(object_id)
+        if found is None or found.deleted is None:
+            return _not_found(object_id)
+        if found.body["agentIdentityBlueprintId"] != caller:
+            return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        if request.method == "GET" and not rest:
+            return Response(200, {**found.body, "deletedDateTime": _iso(found.deleted)})
+        if request.method == "POST" and rest == ["restore"]:
+            found.deleted = None
+            return Response(200, found.body)
+        if request.method == "DELETE" and not rest:
+            del self.identities[object_id]
+            return Response(204)
+        return _error(400, "BadRequest", "Unsupported deletedItems request.")
+
+    def _context(self, suffix: str = "") -> str:
+        return f"https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/{CAST}{suffix}"
+
+    def _location(self, object_id: str) -> str:
+        return f"{self.base_url}/v1.0/servicePrincipals/{object_id}/{CAST}"
+
+
+_EDM_CHECKS = {
+    "Edm.String": lambda v: isinstance(v, str),
+    "Edm.Boolean": lambda v: isinstance(v, bool),
+    "Edm.Guid": lambda v: isinstance(v, str) and _GUID.fullmatch(v) is not None,
+    "Edm.DateTimeOffset": lambda v: isinstance(v, str),
+    "Collection(Edm.String)": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+}
+
+
+def _check_body(body: dict[str, Any], creating: bool) -> str | None:
+    """The first problem Graph would report with this request body, by the published schema."""
+    properties: dict[str, str] = SCHEMA["properties"]
+    navigation: dict[str, str] = SCHEMA["navigationProperties"]
+    for name, value in body.items():
+        if name == "@odata.type":
+            if value != ODATA_TYPE:
+                return f"A type named '{value}' could not be resolved by the model for this resource."
+            continue
+        if name.endswith("@odata.bind"):
+            if name.removesuffix("@odata.bind") not in navigation or not creating:
+                return f"Property '{name}' does not exist on type '{SCHEMA['entityType']}' or cannot be bound here."
+            continue
+        if name not in properties:
+            return f"Property '{name}' does not exist on type '{SCHEMA['entityType']}'."
+        if name in SCHEMA["readOnly"]:
+            return f"Property '{name}' is read-only and cannot be set."
+        if name == "agentIdentityBlueprintId" and not creating:
+            return "Property 'agentIdentityBlueprintId' cannot be changed."
+        kind = properties[name]
+        check = _EDM_CHECKS.get(kind)
+        if value is not None and (check is None or not check(value)):
+            return f"Cannot convert the literal '{str(value)[:40]}' to the expected type '{kind}'."
+    if creating:
+        for required in ("displayName", "agentIdentityBlueprintId"):
+            if not isinstance(body.get(required), str) or not body[required]:
+                return f"The property '{required}' is required to create an agent identity."
+    return None
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _not_found(object_id: str) -> Response:
+    return _error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    request_id = str(uuid.uuid4())
+    inner = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": request_id,
+    }
+    return Response(
+        status, {"error": {"code": code, "message": message, "innerError": inner}}, {"request-id": request_id}
+    )

@@ -1,0 +1,433 @@
+"""The provisioning controller against the real API server and the Entra and Graph doubles.
+
+Every controller here runs as its own service account with exactly the manifests' RBAC, signs in
+to the token double with a service-account token the real API server issued (TokenRequest, what a
+projected volume holds) for workload-identity blueprints, and talks to Graph over HTTPS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Doubles
+from tests.doubles.entra import FederatedCredential
+from tests.e2e.conftest import apply, create_refused, wait_for_service_account
+from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
+from tests.e2e.test_injection import SIDECAR, containers, env_of, eventually, pod
+from tests.e2e.test_operations import MANIFESTS, build
+from tests.processes import DIE_WITH_PARENT
+from tests.servers import Served
+from webhook.controller.provision import CRASH_AFTER_CREATE
+
+SYSTEM = "entra-system"
+ACCOUNT = "entra-controller"
+SUBJECT = f"system:serviceaccount:{SYSTEM}:{ACCOUNT}"
+IDENTITIES = "/apis/entra.io/v1alpha1/namespaces/{ns}/agentidentities"
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Cluster:
+    """What every controller of this module needs: its kubeconfig and token file, and the doubles."""
+
+    plane: ControlPlane
+    doubles: Doubles
+    kubeconfig: Path
+    token_file: Path
+    workdir: Path
+
+
+def token_request(plane: ControlPlane, audiences: list[str] | None) -> str:
+    spec: dict[str, Any] = {"expirationSeconds": 3600}
+    if audiences:
+        spec["audiences"] = audiences
+    status, body = plane.request(
+        "POST",
+        f"/api/v1/namespaces/{SYSTEM}/serviceaccounts/{ACCOUNT}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    assert status == 201, body
+    return str(body["status"]["token"])
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """The manifests' controller ServiceAccount and RBAC, its tokens, and the issuer's keys in Entra."""
+    documents = build(control_plane, MANIFESTS)
+    mine = [d for d in documents if d["metadata"]["name"].startswith(("entra-controller", SYSTEM))]
+    apply(control_plane, *[d for d in mine if d["kind"] != "Deployment"])
+    workdir = tmp_path_factory.mktemp("controller")
+    kubeconfig = control_plane.kubeconfig_for(ACCOUNT, token_request(control_plane, None), workdir / "kubeconfig")
+    token_file = workdir / "token"
+    token_file.write_text(token_request(control_plane, ["api://AzureADTokenExchange"]))
+    jwks = json.loads(control_plane.kubectl("get", "--raw", "/openid/v1/jwks").stdout)
+    doubles.entra.trust_issuer(SERVICE_ACCOUNT_ISSUER, jwks)
+    return Cluster(control_plane, doubles, kubeconfig, token_file, workdir)
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+    log = cluster.workdir / f"controller-{namespace}-{next(_numbers)}.log"
+    command = [
+        sys.executable, "-m", "webhook.cli", "controller",
+        "--kubeconfig", str(cluster.kubeconfig),
+        "--graph-url", cluster.doubles.graph_url,
+        "--authority-host", cluster.doubles.entra_url + "/",
+        "--ca-file", str(cluster.doubles.ca_file),
+        "--token-file", str(cluster.token_file),
+        "--cluster-name", "e2e",
+        "--namespace", namespace,
+        "--lease-namespace", SYSTEM,
+        "--lease-seconds", "2",
+        "--renew-seconds", "0.4",
+        "--backoff-seconds", "0.2",
+        "--backoff-max-seconds", "1.5",
+        "--resync-seconds", "30",
+        "--replication-seconds", "30",
+        "--log-level", "DEBUG",
+    ]  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
+        )
+    try:
+        yield Running(process, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # a clean stop releases the Lease for the next test
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
+    del webhook
+    name = f"managed-{next(_numbers)}"
+    labelled = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"entra.io/inject": "enabled"}},
+    }
+    apply(control_plane, labelled)
+    wait_for_service_account(control_plane, name, "default")
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def workload_blueprint(cluster: Cluster, namespace: str, name: str = "sales") -> str:
+    """A workload-identity blueprint whose federated credential trusts the controller's account."""
+    tenant, app_id = cluster.doubles.blueprint()
+    cluster.doubles.entra.add_federated_credential(app_id, FederatedCredential("ctl", SERVICE_ACCOUNT_ISSUER, SUBJECT))
+    spec = {"tenantId": tenant, "clientId": app_id, "credential": {"workloadIdentity": {}}}
+    apply(cluster.plane, resource("AgentBlueprint", namespace, name, spec))
+    return app_id
+
+
+def resource(kind: str, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "entra.io/v1alpha1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}  # fmt: skip
+
+
+def managed(cluster: Cluster, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    sponsors = [{"kind": "User", "id": cluster.doubles.user()}]
+    return resource("AgentIdentity", namespace, name, {"blueprint": "sales", "sponsors": sponsors, **spec})
+
+
+def get(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    status, body = plane.request("GET", IDENTITIES.format(ns=namespace) + f"/{name}")
+    return body if status == 200 else None
+
+
+def ready(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Ready condition, once there is one."""
+    found = get(plane, namespace, name) or {}
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Ready"), None)
+
+
+def wait_ready(plane: ControlPlane, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
+    condition = eventually(lambda: (c := ready(plane, namespace, name)) and c["status"] == "True" and c, timeout)
+    found = get(plane, namespace, name)
+    assert found is not None
+    assert condition["observedGeneration"] == found["metadata"]["generation"]
+    return found
+
+
+def wait_reason(plane: ControlPlane, namespace: str, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:
+    found: dict[str, Any] = eventually(
+        lambda: (c := ready(plane, namespace, name)) and c["reason"] == reason and c, timeout
+    )
+    return found
+
+
+def events(plane: ControlPlane, namespace: str, reason: str) -> list[dict[str, Any]]:
+    items = json.loads(plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    return [e for e in items if e["reason"] == reason and e["involvedObject"]["kind"] == "AgentIdentity"]
+
+
+def named(namespace: str, identity: str, name: str = "agent") -> dict[str, Any]:
+    return pod(namespace, name, {"entra.io/agent-identity": identity})
+
+
+def test_a_managed_identity_is_denied_until_ready_then_its_pod_gets_the_created_id(
+    cluster: Cluster, namespace: str, record_property: Any
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "sales-agent", serviceAccounts=["sales-agent"]))
+    refusal = create_refused(plane, named(namespace, "sales-agent", "too-early"))
+    assert 'AgentIdentity "sales-agent" is managed by the controller and not ready yet' in refusal
+    assert "the controller has not reported on it yet" in refusal
+
+    started = time.monotonic()
+    with controller(cluster, namespace) as running:
+        found = wait_ready(plane, namespace, "sales-agent")
+        record_property("seconds_to_ready", round(time.monotonic() - started, 2))
+        print(f"managed identity ready {time.monotonic() - started:.2f}s after the controller started")
+        (made,) = graph.of_blueprint(app_id)
+        assert found["status"]["clientId"] == made.id
+        assert made.body["displayName"] == f"{namespace}/sales-agent"
+        assert made.body["tags"] == [f"entra-webhook:e2e:{found['metadata']['uid']}"]
+        assert found["metadata"]["finalizers"] == ["entra.io/agent-identity"]
+        # Workload identity end to end: the token the real API server issued was accepted as the assertion.
+        assert any(i.app_id == app_id and i.method == "client_assertion" and i.subject == SUBJECT
+                   for i in cluster.doubles.entra.issued)  # fmt: skip
+
+        stored = eventually(lambda: _injected(plane, named(namespace, "sales-agent")), timeout=20)
+        assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == made.id
+
+        blueprint = eventually(lambda: _blueprint_status(plane, namespace, "sales"), timeout=20)
+        assert [c["subject"] for c in blueprint["federatedCredentials"]] == [
+            SUBJECT, f"system:serviceaccount:{namespace}:sales-agent",
+        ]  # fmt: skip
+        assert {c["issuer"] for c in blueprint["federatedCredentials"]} == {SERVICE_ACCOUNT_ISSUER}
+        assert blueprint["conditions"][0]["status"] == "True"
+        assert "created" in running.logs()
+
+
+def _injected(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any] | None:
+    result = plane.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(document), check=False)
+    if result.returncode != 0:
+        return None
+    stored: dict[str, Any] = json.loads(result.stdout)
+    assert containers(stored) == [SIDECAR, "app"]
+    return stored
+
+
+def _blueprint_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    status, body = plane.request("GET", f"/apis/entra.io/v1alpha1/namespaces/{namespace}/agentblueprints/{name}")
+    return (body.get("status") or None) if status == 200 else None
+
+
+def test_a_client_secret_blueprint_waits_for_its_one_secret_to_be_granted_as_the_condition_says(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane = cluster.plane
+    tenant, app_id = cluster.doubles.blueprint(secret="blueprint-secret-value")
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "support-blueprint", "namespace": namespace},
+              "stringData": {"client-secret": "blueprint-secret-value"}}  # fmt: skip
+    spec = {"tenantId": tenant, "clientId": app_id,
+            "credential": {"clientSecret": {"secretName": "support-blueprint", "key": "client-secret"}}}  # fmt: skip
+    apply(plane, secret, resource("AgentBlueprint", namespace, "sales", spec), managed(cluster, namespace, "support"))
+    with controller(cluster, namespace) as running:
+        condition = wait_reason(plane, namespace, "support", "SecretAccessDenied")
+        assert condition["status"] == "False"
+        assert f'may not read Secret "support-blueprint" in namespace "{namespace}"' in condition["message"]
+        refusal = create_refused(plane, named(namespace, "support"))
+        assert "Ready=False, SecretAccessDenied" in refusal
+        (event,) = eventually(lambda: events(plane, namespace, "SecretAccessDenied"))
+        assert event["type"] == "Warning"
+
+        commands = condition["message"].split(": ", 1)[1]
+        for command in commands.split(" && "):
+            plane.kubectl(*shlex.split(command)[1:])  # exactly what the condition says to apply
+        wait_ready(plane, namespace, "support")
+        assert [i.method for i in cluster.doubles.entra.issued if i.app_id == app_id] == ["client_secret"]
+        assert "blueprint-secret-value" not in running.logs()
+        found = get(plane, namespace, "support")
+        assert found is not None
+        assert "blueprint-secret-value" not in json.dumps(found)
+        assert all("blueprint-secret-value" not in e["message"] for e in events(plane, namespace, "SecretAccessDenied"))
+        stored = eventually(lambda: _injected(plane, named(namespace, "support")), timeout=20)
+        assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == found["status"]["clientId"]
+
+
+def test_deleting_deletes_in_entra_with_delete_and_keeps_it_with_retain(cluster: Cluster, namespace: str) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "gone"), managed(cluster, namespace, "kept", deletionPolicy="Retain"))
+    with controller(cluster, namespace):
+        gone = wait_ready(plane, namespace, "gone")["status"]["clientId"]
+        kept = wait_ready(plane, namespace, "kept")["status"]["clientId"]
+        plane.kubectl("delete", "agentidentity", "gone", "kept", "-n", namespace, "--wait=false")
+        eventually(lambda: get(plane, namespace, "gone") is None and get(plane, namespace, "kept") is None)
+    assert [found.id for found in graph.of_blueprint(app_id, deleted=True)] == [gone]  # soft-deleted, restorable
+    assert [found.id for found in graph.of_blueprint(app_id)] == [kept]
+
+
+def test_a_controller_killed_between_create_and_status_write_makes_no_duplicate(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "crash"))
+    with controller(cluster, namespace, env={CRASH_AFTER_CREATE: "1"}) as crashing:
+        assert crashing.process.wait(timeout=30) == 86
+    assert len(graph.of_blueprint(app_id)) == 1
+    found = get(plane, namespace, "crash")
+    assert found is not None
+    assert "clientId" not in (found.get("status") or {})  # created in Entra, but never recorded
+    with controller(cluster, namespace) as restarted:
+        found = wait_ready(plane, namespace, "crash")
+        assert "found" in restarted.logs()
+    (only,) = graph.of_blueprint(app_id)
+    assert found["status"]["clientId"] == only.id
+
+
+def test_throttling_and_replication_delays_are_waited_out(cluster: Cluster, namespace: str) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    graph.faults.retry_after, graph.faults.replication_seconds = 1, 3.0
+    try:
+        with controller(cluster, namespace) as running:
+            graph.faults.throttle = 2
+            apply(plane, managed(cluster, namespace, "patient"))
+            first = wait_ready(plane, namespace, "patient")
+            eventually(lambda: "not readable yet (replication)" in running.logs(), timeout=20)
+            time.sleep(3.5)  # replication over: the next pass reads it and changes nothing
+            later = get(plane, namespace, "patient")
+            assert later is not None
+            assert later["status"]["conditions"] == first["status"]["conditions"]  # Ready never flapped
+            assert "graph retry" in running.logs()
+            assert ("GET", f"/v1.0/servicePrincipals/{first['status']['clientId']}/microsoft.graph.agentIdentity") in (
+                graph.requests
+            )
+    finally:
+        graph.faults.throttle, graph.faults.replication_seconds = 0, 0.0
+    assert len(graph.of_blueprint(app_id)) == 1
+    assert events(plane, namespace, "NotFoundInEntra") == []
+
+
+def _holder(plane: ControlPlane) -> str | None:
+    status, lease = plane.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM}/leases/{ACCOUNT}")
+    return lease["spec"].get("holderIdentity") if status == 200 else None
+
+
+def test_of_two_replicas_one_leads_and_creates_and_the_other_takes_over_when_it_dies(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    with controller(cluster, namespace) as first, controller(cluster, namespace) as second:
+        apply(plane, managed(cluster, namespace, "one"))
+        wait_ready(plane, namespace, "one")
+        leaders = [r for r in (first, second) if "leading" in r.logs()]
+        (leader,) = leaders
+        standby = second if leader is first else first
+        eventually(lambda: "standing by" in standby.logs(), timeout=5)
+        holder = _holder(plane)
+        assert holder is not None
+        assert holder in leader.logs()
+        assert len(graph.of_blueprint(app_id)) == 1
+
+        leader.process.send_signal(signal.SIGKILL)  # no clean release: the standby waits out the lease
+        leader.process.wait(timeout=10)
+        apply(plane, managed(cluster, namespace, "two"))
+        wait_ready(plane, namespace, "two", timeout=30)
+        assert "leading" in standby.logs()
+        assert _holder(plane) not in (None, holder)
+        assert len(graph.of_blueprint(app_id)) == 2
+
+
+def test_a_blueprint_at_its_limit_says_so_and_what_to_do(cluster: Cluster, namespace: str) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    for index in range(250):
+        graph.seed(app_id, f"old-{index}", deleted=index % 5 == 0)  # soft-deleted ones count too
+    apply(plane, managed(cluster, namespace, "one-too-many"))
+    with controller(cluster, namespace):
+        condition = wait_reason(plane, namespace, "one-too-many", "AgentIdentity_LimitExceeded")
+        assert condition["status"] == "False"
+        assert "purge soft-deleted ones" in condition["message"]
+        (event,) = eventually(lambda: events(plane, namespace, "AgentIdentity_LimitExceeded"))
+        assert "AgentIdentity_LimitExceeded" in event["message"]
+    assert len(graph.of_blueprint(app_id)) + len(graph.of_blueprint(app_id, deleted=True)) == 250
+
+
+def test_an_existing_identity_is_adopted_by_its_id_and_brought_in_line(cluster: Cluster, namespace: str) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    existing = graph.seed(app_id, "made by hand", tags=["team-sales"])
+    sponsor = cluster.doubles.user()
+    spec = {"blueprint": "sales", "clientId": existing.id, "displayName": "Sales agent",
+            "sponsors": [{"kind": "User", "id": sponsor}]}  # fmt: skip
+    apply(plane, resource("AgentIdentity", namespace, "adopted", spec))
+    with controller(cluster, namespace):
+        found = wait_ready(plane, namespace, "adopted")
+    assert ready(plane, namespace, "adopted") is not None
+    assert (found["status"]["clientId"], found["status"]["conditions"][0]["reason"]) == (existing.id, "Adopted")
+    (only,) = graph.of_blueprint(app_id)
+    assert only.id == existing.id
+    assert only.body["displayName"] == "Sales agent"
+    assert only.body["tags"] == ["team-sales", f"entra-webhook:e2e:{found['metadata']['uid']}"]
+    assert only.sponsors == [sponsor]
+
+
+def test_an_id_of_another_blueprint_is_not_adopted(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    workload_blueprint(cluster, namespace)
+    _, other_app = cluster.doubles.blueprint()
+    foreign = cluster.doubles.graph.seed(other_app, "someone else's")
+    spec = {"blueprint": "sales", "clientId": foreign.id, "sponsors": [{"kind": "User", "id": cluster.doubles.user()}]}
+    apply(plane, resource("AgentIdentity", namespace, "foreign", spec))
+    with controller(cluster, namespace):
+        condition = wait_reason(plane, namespace, "foreign", "Authorization_RequestDenied")
+    assert "manages only agent identities under its own app id" in condition["message"]
+
+
+def test_a_blueprint_needing_more_than_20_federated_credentials_says_so(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    workload_blueprint(cluster, namespace)
+    accounts = [f"sa-{index}" for index in range(21)]
+    spec = {"blueprint": "sales", "clientId": str(uuid.uuid4()), "serviceAccounts": accounts}
+    apply(plane, resource("AgentIdentity", namespace, "crowded", spec))
+    with controller(cluster, namespace):
+        status = eventually(lambda: _blueprint_status(plane, namespace, "sales"), timeout=20)
+    assert len(status["federatedCredentials"]) == 21
+    (condition,) = status["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "FederatedCredentialsFit", "False", "LimitExceeded",
+    )  # fmt: skip
+    assert "a blueprint holds at most 20" in condition["message"]

@@ -1,0 +1,135 @@
+"""The controller's Graph client and MSAL token source against the doubles, over real HTTPS."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import Doubles
+from tests.doubles.entra import FederatedCredential
+from webhook.controller.graph import BlueprintGraph, Graph, GraphError, Retrying
+from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
+
+ISSUER = "https://issuer.example.test"
+SUBJECT = "system:serviceaccount:entra-system:entra-controller"
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def graph(doubles: Doubles, slept: list[float]) -> Iterator[Graph]:
+    context = ssl.create_default_context(cafile=str(doubles.ca_file))
+    client = Graph(doubles.graph_url, context, 10, Retrying(retry_after_max=5, backoff=0.01, sleep=slept.append))
+    yield client
+    client.close()
+
+
+def tokens(doubles: Doubles, token_file: Path) -> Tokens:
+    return Tokens(token_file, doubles.entra_url, str(doubles.ca_file), 10)
+
+
+def as_blueprint(doubles: Doubles, graph: Graph, tmp_path: Path) -> tuple[BlueprintGraph, str]:
+    tenant, app_id = doubles.blueprint(secret="s3cret")
+    login = BlueprintLogin(tenant, app_id, None, "s3cret")
+    return graph.as_blueprint(tokens(doubles, tmp_path / "none").provider(login)), app_id
+
+
+def body(doubles: Doubles, app_id: str) -> dict[str, object]:
+    sponsor = f"{doubles.graph_url}/users/{doubles.user()}"
+    return {"displayName": "ns/name", "agentIdentityBlueprintId": app_id, "sponsors@odata.bind": [sponsor]}
+
+
+def test_a_create_is_read_back_and_listed_across_pages(doubles: Doubles, graph: Graph, tmp_path: Path) -> None:
+    client, app_id = as_blueprint(doubles, graph, tmp_path)
+    for index in range(150):
+        doubles.graph.seed(app_id, f"old-{index}")
+    created = client.create(body(doubles, app_id))
+    fetched = client.get(created["id"])
+    assert fetched is not None
+    assert {k: v for k, v in fetched.items() if k != "@odata.context"} == {
+        k: v for k, v in created.items() if k != "@odata.context"
+    }
+    listed = list(client.list_for_blueprint(app_id))
+    assert len(listed) == 151
+    assert created["id"] in {item["id"] for item in listed}
+
+
+def test_429_is_retried_after_the_time_graph_asks_for(
+    doubles: Doubles, graph: Graph, tmp_path: Path, slept: list[float]
+) -> None:
+    client, app_id = as_blueprint(doubles, graph, tmp_path)
+    doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 3, 2
+    try:
+        created = client.create(body(doubles, app_id))
+    finally:
+        doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 1, 0
+    assert created["agentIdentityBlueprintId"] == app_id
+    assert len(slept) == 2
+    assert all(3 <= seconds <= 3 * 1.25 for seconds in slept)  # never earlier than asked, a little jitter
+
+
+def test_a_graph_refusal_carries_its_code(doubles: Doubles, graph: Graph, tmp_path: Path) -> None:
+    client, app_id = as_blueprint(doubles, graph, tmp_path)
+    with pytest.raises(GraphError) as refused:
+        client.create({**body(doubles, app_id), "sponsors@odata.bind": []})
+    assert (refused.value.status, refused.value.code) == (400, "Request_BadRequest")
+    assert "No sponsor specified" in refused.value.message
+
+
+def test_a_missing_identity_reads_as_none_and_its_delete_as_false(
+    doubles: Doubles, graph: Graph, tmp_path: Path
+) -> None:
+    client, _ = as_blueprint(doubles, graph, tmp_path)
+    assert client.get("00000000-0000-4000-8000-000000000000") is None
+    assert client.delete("00000000-0000-4000-8000-000000000000") is False
+
+
+def test_sponsors_are_listed_added_and_removed(doubles: Doubles, graph: Graph, tmp_path: Path) -> None:
+    client, app_id = as_blueprint(doubles, graph, tmp_path)
+    created = client.create(body(doubles, app_id))
+    first = client.sponsors(created["id"])
+    other = doubles.user()
+    client.add_sponsor(created["id"], f"{doubles.graph_url}/users/{other}")
+    client.remove_sponsor(created["id"], first[0])
+    assert client.sponsors(created["id"]) == [other]
+
+
+def test_a_wrong_secret_is_a_token_error_with_the_aadsts_code(doubles: Doubles, tmp_path: Path) -> None:
+    tenant, app_id = doubles.blueprint(secret="right")
+    with pytest.raises(TokenError) as refused:
+        tokens(doubles, tmp_path / "none").token(BlueprintLogin(tenant, app_id, None, "wrong"))
+    assert refused.value.code == "AADSTS7000215"
+    assert "Trace ID" not in refused.value.message
+    assert "wrong" not in str(refused.value)  # the credential never appears in an error
+
+
+def test_workload_identity_reads_the_token_file_for_each_new_token(doubles: Doubles, tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    doubles.entra.trust_issuer(ISSUER, {"keys": [public | {"kid": "k", "alg": "RS256"}]})
+    tenant, app_id = doubles.blueprint()
+    doubles.entra.add_federated_credential(app_id, FederatedCredential("k8s", ISSUER, SUBJECT))
+    token_file = tmp_path / "token"
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": SUBJECT, "aud": ["api://AzureADTokenExchange"], "iat": now, "exp": now + 600}
+    token_file.write_text(jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"}))
+    source = tokens(doubles, token_file)
+    access = source.token(BlueprintLogin(tenant, app_id, None, None))
+    assert doubles.entra.verify_access_token(access)["appid"] == app_id
+    assert doubles.entra.issued[-1].method == "client_assertion"
+
+
+def test_an_unreachable_authority_is_a_token_error(doubles: Doubles, tmp_path: Path) -> None:
+    source = Tokens(tmp_path / "none", "https://127.0.0.1:9/", str(doubles.ca_file), 2)
+    with pytest.raises(TokenError) as refused:
+        source.token(BlueprintLogin("7a1c2f0e-4b5d-4c3e-9f00-123456789abc", "x", None, "s"))
+    assert refused.value.code == "TokenEndpointUnreachable"

@@ -1,0 +1,311 @@
+"""The test doubles refuse what Entra and Graph refuse, with their codes and error shapes."""
+
+from __future__ import annotations
+
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import Doubles
+from tests.doubles.entra import ASSERTION_TYPE, EntraRefusal, FederatedCredential
+
+ISSUER = "https://issuer.example.test"
+SUBJECT = "system:serviceaccount:entra-system:entra-controller"
+AUDIENCE = "api://AzureADTokenExchange"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+@pytest.fixture
+def http(doubles: Doubles) -> Iterator[httpx.Client]:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(doubles.ca_file)), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def issuer_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def assertion(key: rsa.RSAPrivateKey, **claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": ISSUER, "sub": SUBJECT, "aud": [AUDIENCE], "iat": now, "exp": now + 600} | claims
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def trust(doubles: Doubles, key: rsa.RSAPrivateKey) -> None:
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    doubles.entra.trust_issuer(ISSUER, {"keys": [public | {"kid": "k1", "alg": "RS256", "use": "sig"}]})
+
+
+def token_request(http: httpx.Client, doubles: Doubles, tenant: str, **form: str) -> httpx.Response:
+    return http.post(f"{doubles.entra_url}/{tenant}/oauth2/v2.0/token", data={"grant_type": "client_credentials",
+                     "scope": GRAPH_SCOPE, **form})  # fmt: skip
+
+
+def aadsts(response: httpx.Response) -> tuple[int, str, int]:
+    body = response.json()
+    assert body["error_description"].startswith(f"AADSTS{body['error_codes'][0]}: ")
+    assert {"timestamp", "trace_id", "correlation_id"} <= set(body)
+    return response.status_code, body["error"], body["error_codes"][0]
+
+
+def test_a_client_secret_gets_a_graph_token_naming_the_blueprint(http: httpx.Client, doubles: Doubles) -> None:
+    tenant, app_id = doubles.blueprint(secret="s3cret")
+    response = token_request(http, doubles, tenant, client_id=app_id, client_secret="s3cret")
+    assert response.status_code == 200
+    claims = doubles.entra.verify_access_token(response.json()["access_token"])
+    assert (claims["appid"], claims["azp"], claims["tid"], claims["aud"]) == (
+        app_id, app_id, tenant, "https://graph.microsoft.com",
+    )  # fmt: skip
+
+
+def test_a_wrong_client_secret_is_invalid_client_7000215(http: httpx.Client, doubles: Doubles) -> None:
+    tenant, app_id = doubles.blueprint(secret="s3cret")
+    response = token_request(http, doubles, tenant, client_id=app_id, client_secret="guess")
+    assert aadsts(response) == (401, "invalid_client", 7000215)
+
+
+def test_an_unknown_app_is_700016_and_a_missing_credential_7000218(http: httpx.Client, doubles: Doubles) -> None:
+    tenant, app_id = doubles.blueprint(secret="s3cret")
+    assert aadsts(token_request(http, doubles, tenant, client_id=str(uuid.uuid4()), client_secret="x"))[2] == 700016
+    assert aadsts(token_request(http, doubles, tenant, client_id=app_id)) == (401, "invalid_client", 7000218)
+
+
+def test_a_scope_without_default_is_refused(http: httpx.Client, doubles: Doubles) -> None:
+    tenant, app_id = doubles.blueprint(secret="s")
+    response = token_request(http, doubles, tenant, client_id=app_id, client_secret="s", scope="User.Read")
+    assert aadsts(response) == (400, "invalid_scope", 1002012)
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"iss": "https://other.example.test"}, 700211),
+        ({"sub": "system:serviceaccount:other:sa"}, 700213),
+        ({"aud": ["api://other"]}, 700212),
+        ({"exp": int(time.time()) - 60}, 700024),
+    ],
+)
+def test_an_assertion_not_matching_a_federated_credential_is_refused_with_its_code(
+    http: httpx.Client, doubles: Doubles, issuer_key: rsa.RSAPrivateKey, claims: dict[str, Any], code: int
+) -> None:
+    tenant, app_id = doubles.blueprint()
+    doubles.entra.add_federated_credential(app_id, FederatedCredential("k8s", ISSUER, SUBJECT))
+    trust(doubles, issuer_key)
+    form = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion(issuer_key, **claims)}
+    assert aadsts(token_request(http, doubles, tenant, client_id=app_id, **form)) == (400, "invalid_client", code)
+
+
+def test_an_assertion_signed_by_another_key_fails_signature_validation(
+    http: httpx.Client, doubles: Doubles, issuer_key: rsa.RSAPrivateKey
+) -> None:
+    tenant, app_id = doubles.blueprint()
+    doubles.entra.add_federated_credential(app_id, FederatedCredential("k8s", ISSUER, SUBJECT))
+    trust(doubles, issuer_key)
+    forged = assertion(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    form = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": forged}
+    assert aadsts(token_request(http, doubles, tenant, client_id=app_id, **form))[2] == 700027
+
+
+def test_a_valid_assertion_gets_a_token_and_is_recorded(
+    http: httpx.Client, doubles: Doubles, issuer_key: rsa.RSAPrivateKey
+) -> None:
+    tenant, app_id = doubles.blueprint()
+    doubles.entra.add_federated_credential(app_id, FederatedCredential("k8s", ISSUER, SUBJECT))
+    trust(doubles, issuer_key)
+    form = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion(issuer_key)}
+    assert token_request(http, doubles, tenant, client_id=app_id, **form).status_code == 200
+    assert [i for i in doubles.entra.issued if i.app_id == app_id][-1].subject == SUBJECT
+
+
+def test_a_blueprint_holds_at_most_20_federated_credentials_with_unique_issuer_and_subject(doubles: Doubles) -> None:
+    _, app_id = doubles.blueprint()
+    for index in range(20):
+        doubles.entra.add_federated_credential(app_id, FederatedCredential(f"c{index}", ISSUER, f"s{index}"))
+    with pytest.raises(EntraRefusal, match="at most 20"):
+        doubles.entra.add_federated_credential(app_id, FederatedCredential("c20", ISSUER, "s20"))
+    _, other = doubles.blueprint()
+    doubles.entra.add_federated_credential(other, FederatedCredential("a", ISSUER, "s"))
+    with pytest.raises(EntraRefusal, match="issuer and subject"):
+        doubles.entra.add_federated_credential(other, FederatedCredential("b", ISSUER, "s"))
+
+
+# -- Graph -------------------------------------------------------------------------------------
+
+
+class Caller:
+    def __init__(self, http: httpx.Client, doubles: Doubles, secret: str = "s", principal: bool = True) -> None:
+        self.http, self.doubles = http, doubles
+        tenant, self.app_id = doubles.blueprint(secret=secret, principal=principal)
+        token = token_request(http, doubles, tenant, client_id=self.app_id, client_secret=secret).json()
+        self.headers = {"Authorization": f"Bearer {token['access_token']}", "OData-Version": "4.0"}
+        self.user = doubles.user()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.http.request(method, self.doubles.graph_url + path, headers=headers, **kwargs)
+
+    def body(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "displayName": "agents/sales-agent",
+            "agentIdentityBlueprintId": self.app_id,
+            "sponsors@odata.bind": [f"https://graph.microsoft.com/v1.0/users/{self.user}"],
+        } | overrides
+
+    def create(self, **overrides: Any) -> httpx.Response:
+        return self.call("POST", "/servicePrincipals/microsoft.graph.agentIdentity", json=self.body(**overrides))
+
+
+def graph_error(response: httpx.Response) -> tuple[int, str, str]:
+    error = response.json()["error"]
+    assert {"request-id", "date"} <= set(error["innerError"])
+    return response.status_code, error["code"], error["message"]
+
+
+@pytest.fixture
+def caller(http: httpx.Client, doubles: Doubles) -> Caller:
+    return Caller(http, doubles)
+
+
+def test_graph_creates_an_agent_identity_the_caller_can_read(caller: Caller) -> None:
+    created = caller.create(tags=["mine"])
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["agentIdentityBlueprintId"], body["servicePrincipalType"], body["tags"]) == (
+        caller.app_id, "ServiceIdentity", ["mine"],
+    )  # fmt: skip
+    fetched = caller.call("GET", f"/servicePrincipals/{body['id']}/microsoft.graph.agentIdentity")
+    assert fetched.json()["displayName"] == "agents/sales-agent"
+
+
+def test_graph_refuses_a_token_it_did_not_issue(caller: Caller) -> None:
+    response = caller.call(
+        "GET", "/servicePrincipals/x/microsoft.graph.agentIdentity", headers={"Authorization": "Bearer x"}
+    )
+    assert graph_error(response)[:2] == (401, "InvalidAuthenticationToken")
+
+
+def test_graph_wants_odata_version_4_on_writes(caller: Caller) -> None:
+    bare = caller.http.post(
+        caller.doubles.graph_url + "/servicePrincipals/microsoft.graph.agentIdentity",
+        headers={"Authorization": caller.headers["Authorization"]},
+        json=caller.body(),
+    )
+    assert graph_error(bare)[:2] == (400, "BadRequest")
+    assert "OData-Version: 4.0" in graph_error(bare)[2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"sponsors@odata.bind": []}, "No sponsor specified"),
+        ({"favouriteColour": "blue"}, "Property 'favouriteColour' does not exist on type"),
+        ({"tags": "not-a-list"}, "to the expected type 'Collection(Edm.String)'"),
+        ({"accountEnabled": "yes"}, "to the expected type 'Edm.Boolean'"),
+        ({"createdByAppId": "x"}, "Property 'createdByAppId' is read-only"),
+        ({"displayName": None}, "The property 'displayName' is required"),
+    ],
+)
+def test_graph_refuses_bodies_the_schema_or_the_rules_do_not_allow(
+    caller: Caller, overrides: dict[str, Any], expected: str
+) -> None:
+    status, code, message = graph_error(caller.create(**overrides))
+    assert (status, code) == (400, "Request_BadRequest")
+    assert expected in message
+
+
+def test_graph_allows_at_most_five_group_sponsors(caller: Caller) -> None:
+    groups = [f"https://graph.microsoft.com/v1.0/groups/{caller.doubles.group()}" for _ in range(6)]
+    assert "at most 5 groups" in graph_error(caller.create(**{"sponsors@odata.bind": groups}))[2]
+
+
+def test_graph_refuses_an_unknown_sponsor(caller: Caller) -> None:
+    refs = [f"https://graph.microsoft.com/v1.0/users/{uuid.uuid4()}"]
+    assert graph_error(caller.create(**{"sponsors@odata.bind": refs}))[:2] == (404, "Request_ResourceNotFound")
+
+
+def test_a_blueprint_creates_only_under_its_own_app_id(caller: Caller) -> None:
+    response = caller.create(agentIdentityBlueprintId=str(uuid.uuid4()))
+    assert graph_error(response)[:2] == (403, "Error_AgentIdentitySelfCreateRequired")
+
+
+def test_a_blueprint_without_a_principal_cannot_create(http: httpx.Client, doubles: Doubles) -> None:
+    caller = Caller(http, doubles, principal=False)
+    assert graph_error(caller.create())[:2] == (400, "AgentIdentity_AgentBlueprintPrincipalDoesNotExist")
+
+
+def test_the_limit_of_250_counts_soft_deleted_identities(caller: Caller) -> None:
+    for index in range(249):
+        caller.doubles.graph.seed(caller.app_id, f"old-{index}", deleted=index < 10)
+    assert caller.create().status_code == 201
+    assert graph_error(caller.create())[:2] == (400, "AgentIdentity_LimitExceeded")
+
+
+def test_lists_page_by_100_with_a_next_link(caller: Caller) -> None:
+    for index in range(230):
+        caller.doubles.graph.seed(caller.app_id, f"a-{index}")
+    url: str | None = caller.doubles.graph_url + "/servicePrincipals/microsoft.graph.agentIdentity"
+    params: dict[str, str] | None = {"$filter": f"agentIdentityBlueprintId eq '{caller.app_id}'"}
+    sizes = []
+    while url:
+        page = caller.http.get(url, params=params, headers=caller.headers).json()
+        sizes.append(len(page["value"]))
+        url, params = page.get("@odata.nextLink"), None
+    assert sizes == [100, 100, 30]
+
+
+def test_a_delete_is_soft_restorable_and_purgeable(caller: Caller) -> None:
+    object_id = caller.create().json()["id"]
+    path = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity"
+    assert caller.call("DELETE", path).status_code == 204
+    assert caller.call("GET", path).status_code == 404
+    assert caller.call("GET", f"/directory/deletedItems/{object_id}").json()["deletedDateTime"]
+    assert caller.call("POST", f"/directory/deletedItems/{object_id}/restore").status_code == 200
+    assert caller.call("GET", path).status_code == 200
+    caller.call("DELETE", path)
+    assert caller.call("DELETE", f"/directory/deletedItems/{object_id}").status_code == 204
+    assert caller.call("GET", f"/directory/deletedItems/{object_id}").status_code == 404
+
+
+def test_sponsors_are_added_and_removed_but_never_to_none(caller: Caller) -> None:
+    object_id = caller.create().json()["id"]
+    base = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity/sponsors"
+    assert graph_error(caller.call("DELETE", f"{base}/{caller.user}/$ref"))[2].startswith("No sponsor specified")
+    other = caller.doubles.user()
+    added = caller.call("POST", f"{base}/$ref", json={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{other}"})
+    assert added.status_code == 204
+    assert caller.call("DELETE", f"{base}/{caller.user}/$ref").status_code == 204
+    assert [item["id"] for item in caller.call("GET", base).json()["value"]] == [other]
+
+
+def test_throttling_answers_429_with_retry_after(caller: Caller) -> None:
+    caller.doubles.graph.faults.throttle, caller.doubles.graph.faults.retry_after = 1, 1
+    response = caller.create()
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
+    assert caller.create().status_code == 201
+
+
+def test_a_new_identity_reads_as_missing_while_it_replicates(caller: Caller) -> None:
+    caller.doubles.graph.faults.replication_seconds = 0.5
+    try:
+        object_id = caller.create().json()["id"]
+        path = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity"
+        assert graph_error(caller.call("GET", path))[:2] == (404, "Request_ResourceNotFound")
+        time.sleep(0.6)
+        assert caller.call("GET", path).status_code == 200
+    finally:
+        caller.doubles.graph.faults.replication_seconds = 0.0
+
+
+def test_another_blueprint_s_identity_is_off_limits(http: httpx.Client, doubles: Doubles, caller: Caller) -> None:
+    object_id = caller.create().json()["id"]
+    stranger = Caller(http, doubles)
+    response = stranger.call("GET", f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity")
+    assert graph_error(response)[:2] == (403, "Authorization_RequestDenied")

@@ -1,0 +1,159 @@
+"""The controller's decisions, from their arguments alone: bodies, diffs, conditions, advice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from tests.conftest import resource
+from webhook.controller import reconcile
+from webhook.controller.loop import WorkQueue
+from webhook.models import AgentBlueprint, AgentIdentity, ObjectRef, parse_object
+
+USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
+GROUP = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+APP = "2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a"
+GRAPH = "https://graph.microsoft.com/v1.0"
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def identity(**spec: Any) -> AgentIdentity:
+    parsed = parse_object(resource("AgentIdentity", "sales-agent", {"blueprint": "sales", **spec}))
+    assert isinstance(parsed, AgentIdentity), parsed
+    return parsed
+
+
+def blueprint(credential: dict[str, Any]) -> AgentBlueprint:
+    spec = {"tenantId": APP, "clientId": APP, "credential": credential}
+    parsed = parse_object(resource("AgentBlueprint", "sales", spec))
+    assert isinstance(parsed, AgentBlueprint), parsed
+    return parsed
+
+
+def test_a_create_body_names_the_blueprint_sponsors_and_marker() -> None:
+    managed = identity(sponsors=[{"kind": "User", "id": USER}, {"kind": "Group", "id": GROUP}])
+    assert reconcile.create_body(managed, APP, "entra-webhook:prod:uid-1", GRAPH) == {
+        "displayName": "agents/sales-agent",
+        "agentIdentityBlueprintId": APP,
+        "sponsors@odata.bind": [f"{GRAPH}/users/{USER}", f"{GRAPH}/groups/{GROUP}"],
+        "tags": ["entra-webhook:prod:uid-1"],
+    }
+
+
+def test_the_marker_names_the_cluster_and_the_resource_uid() -> None:
+    assert reconcile.marker("prod-eu", "5f0c") == "entra-webhook:prod-eu:5f0c"
+
+
+def test_the_oldest_marked_object_is_the_one_found() -> None:
+    objects = [
+        {"id": "b", "tags": ["entra-webhook:c:u"], "createdDateTime": "2026-01-02T00:00:00Z"},
+        {"id": "a", "tags": ["other"], "createdDateTime": "2026-01-01T00:00:00Z"},
+        {"id": "c", "tags": ["entra-webhook:c:u"], "createdDateTime": "2026-01-01T00:00:00Z"},
+    ]
+    assert [found["id"] for found in reconcile.find_marked(objects, "entra-webhook:c:u")] == ["c", "b"]
+
+
+def test_changes_cover_display_name_marker_and_sponsors_adds_first() -> None:
+    managed = identity(displayName="Sales agent", sponsors=[{"kind": "Group", "id": GROUP}])
+    current = {"displayName": "agents/sales-agent", "tags": ["team"]}
+    changes = reconcile.changes(current, [USER.upper()], managed, "entra-webhook:c:u", GRAPH)
+    assert changes.patch == {"displayName": "Sales agent", "tags": ["team", "entra-webhook:c:u"]}
+    assert changes.add == (f"{GRAPH}/groups/{GROUP}",)
+    assert changes.remove == (USER,)
+
+
+def test_nothing_changes_when_entra_matches_the_spec() -> None:
+    managed = identity(sponsors=[{"kind": "User", "id": USER}])
+    current = {"displayName": "agents/sales-agent", "tags": ["entra-webhook:c:u"]}
+    assert not reconcile.changes(current, [USER], managed, "entra-webhook:c:u", GRAPH)
+
+
+def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
+    first = reconcile.conditions(None, "Ready", False, "SecretNotFound", "m1", 1, NOW)
+    later = reconcile.conditions(first, "Ready", False, "SecretAccessDenied", "m2", 2, NOW + dt.timedelta(minutes=5))
+    assert later == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "SecretAccessDenied",
+            "message": "m2",
+            "observedGeneration": 2,
+            "lastTransitionTime": "2026-01-02T03:04:05Z",
+        }
+    ]
+    flipped = reconcile.conditions(later, "Ready", True, "Provisioned", "ok", 2, NOW + dt.timedelta(minutes=9))
+    assert flipped[0]["lastTransitionTime"] == "2026-01-02T03:13:05Z"
+    assert reconcile.ready_since({"conditions": flipped}) == NOW + dt.timedelta(minutes=9)
+
+
+def test_a_long_message_is_bounded() -> None:
+    (condition,) = reconcile.conditions([], "Ready", False, "X", "y" * 5000, 1, NOW)
+    assert len(condition["message"]) == 1000
+
+
+def test_the_grant_names_one_secret_and_the_controller_s_service_account() -> None:
+    commands = reconcile.grant_commands(ObjectRef("Secret", "agents", "support-blueprint"), ("entra-system", "ctl"))
+    assert commands == (
+        "kubectl create role entra-controller-support-blueprint -n agents --verb=get --resource=secrets "
+        "--resource-name=support-blueprint && kubectl create rolebinding entra-controller-support-blueprint "
+        "-n agents --role=entra-controller-support-blueprint --serviceaccount=entra-system:ctl"
+    )
+
+
+def test_every_code_the_docs_name_has_advice() -> None:
+    for code in ("AgentIdentity_LimitExceeded", "Error_AgentIdentitySelfCreateRequired",
+                 "AgentIdentity_AgentBlueprintPrincipalDoesNotExist"):  # fmt: skip
+        assert reconcile.graph_advice(code) != "see Graph's message"
+    assert "purge soft-deleted" in reconcile.graph_advice("AgentIdentity_LimitExceeded")
+    assert "federated credential" in reconcile.token_advice("AADSTS700213")
+
+
+def test_federated_credentials_list_each_service_account_and_the_controller() -> None:
+    wi = blueprint({"workloadIdentity": {}})
+    identities = [
+        identity(clientId=USER, serviceAccounts=["web", "worker"]),
+        identity(sponsors=[{"kind": "User", "id": USER}], serviceAccounts=["web"]),
+    ]
+    found = reconcile.federated_credentials(wi, identities, "https://issuer", ("entra-system", "entra-controller"))
+    assert [c["subject"] for c in found] == [
+        "system:serviceaccount:agents:web",
+        "system:serviceaccount:agents:worker",
+        "system:serviceaccount:entra-system:entra-controller",
+    ]
+    assert found[0] == {
+        "name": "k8s-agents-web",
+        "issuer": "https://issuer",
+        "subject": "system:serviceaccount:agents:web",
+        "audience": "api://AzureADTokenExchange",
+    }
+
+
+def test_a_client_secret_blueprint_needs_no_federated_credential() -> None:
+    secret = blueprint({"clientSecret": {"secretName": "s", "key": "k"}})
+    assert reconcile.federated_credentials(secret, [identity(clientId=USER, serviceAccounts=["a"])], "i", None) == []
+
+
+def test_more_than_20_federated_credentials_do_not_fit() -> None:
+    assert reconcile.fit_condition(20)[0] is True
+    fits, reason, message = reconcile.fit_condition(21)
+    assert (fits, reason) == (False, "LimitExceeded")
+    assert message.startswith("21 federated credentials would be needed, but a blueprint holds at most 20")
+
+
+def test_the_queue_hands_out_due_keys_once_and_never_twice_at_a_time() -> None:
+    now = [0.0]
+    queue = WorkQueue(clock=lambda: now[0])
+    stopping = threading.Event()
+    key = ("AgentIdentity", "agents", "a")
+    queue.add(key, 5)
+    queue.add(key, 1)  # an earlier due time wins
+    queue.add(("AgentIdentity", "agents", "b"), 3)
+    now[0] = 1.5
+    assert queue.get(stopping) == key
+    queue.add(key)  # changed while being worked on: held back until done
+    now[0] = 3.5
+    assert queue.get(stopping) == ("AgentIdentity", "agents", "b")
+    assert queue.pending() == 1
+    queue.done(key)
+    assert queue.get(stopping) == key

@@ -1,0 +1,106 @@
+"""The controller's Kubernetes calls: finalizers, status, Events, one Secret, the issuer."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import socket
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from webhook.models import GROUP, IDENTITY, PLURALS, VERSION, ObjectRef
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "entra-controller"
+MERGE = "application/merge-patch+json"
+TIMEOUT = 10
+Json = dict[str, Any]
+
+
+class SecretUnavailable(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.objects = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.host = socket.gethostname()
+
+    def set_finalizers(self, raw: Json, finalizers: list[str]) -> Json:
+        """A merge patch guarded by the resourceVersion we read (409 if someone changed it since)."""
+        metadata = raw["metadata"]
+        patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": metadata["resourceVersion"]}}
+        updated: Json = self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, metadata["namespace"], PLURALS[IDENTITY], metadata["name"], patch,
+            _content_type=MERGE, _request_timeout=TIMEOUT,
+        )  # fmt: skip
+        return updated
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: Json) -> Json:
+        updated: Json = self.objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status},
+            _content_type=MERGE, _request_timeout=TIMEOUT,
+        )  # fmt: skip
+        return updated
+
+    def event(self, raw: Json, kind: str, reason: str, message: str, warning: bool) -> None:
+        """An Event on the resource; a failure to record one is logged, never raised."""
+        metadata = raw.get("metadata", {})
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata.get('name')}.", "namespace": metadata.get("namespace")},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": kind,
+                "name": metadata.get("name"),
+                "namespace": metadata.get("namespace"),
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "reason": reason[:128],
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT, "host": self.host},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(metadata.get("namespace"), event, _request_timeout=TIMEOUT)
+        except (ApiException, OSError) as error:
+            log.warning("could not record Event %s on %s/%s: %s", reason, metadata.get("namespace"),
+                        metadata.get("name"), error)  # fmt: skip
+
+    def secret_value(self, ref: ObjectRef, key: str) -> str:
+        """The one Secret a client-secret blueprint names; the value never leaves this process."""
+        try:
+            secret = self.core.read_namespaced_secret(ref.name, ref.namespace, _request_timeout=TIMEOUT)
+        except ApiException as error:
+            raise SecretUnavailable(error.status or 0, str(error.reason)) from None
+        data = secret.data or {}
+        if key not in data:
+            raise SecretUnavailable(422, f"has no key {key!r} (keys: {', '.join(sorted(data)) or 'none'})")
+        return base64.b64decode(data[key]).decode().strip()
+
+    def issuer(self) -> str:
+        """The cluster's service-account issuer, from the API server's OIDC discovery document."""
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET", "/.well-known/openid-configuration", header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = self.api.call_api(method, url, headers, body, post, _request_timeout=TIMEOUT)
+        response.read()
+        if response.status != 200:
+            raise ApiException(status=response.status, reason=response.reason)
+        return str(json.loads(response.data)["issuer"])

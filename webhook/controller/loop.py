@@ -1,0 +1,245 @@
+"""The controller's loop: watch both resources, queue what changed, reconcile with a few workers.
+
+A key is never worked on by two workers at once. A failed key comes back after an exponential
+backoff with jitter; a good one after the resync period. Blueprint changes requeue the identities
+that name them, and each blueprint's status (its federated credentials) is kept current.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from webhook.controller import reconcile
+from webhook.controller.kube import Kube
+from webhook.controller.provision import Provisioner, Retry
+from webhook.controller.settings import ControllerSettings
+from webhook.models import (
+    BLUEPRINT,
+    GROUP,
+    IDENTITY,
+    PLURALS,
+    VERSION,
+    AgentBlueprint,
+    AgentIdentity,
+    ConfigObject,
+    parse_object,
+)
+from webhook.watch import Follower
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+class WorkQueue:
+    """Delayed, de-duplicated keys; `get` hands out a key only while no worker holds it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._due: dict[Key, float] = {}
+        self._busy: set[Key] = set()
+        self._changed = threading.Condition()
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        """Due after `delay`, unless it is due earlier already."""
+        with self._changed:
+            due = self.clock() + delay
+            if key not in self._due or due < self._due[key]:
+                self._due[key] = due
+                self._changed.notify()
+
+    def get(self, stopping: threading.Event) -> Key | None:
+        with self._changed:
+            while not stopping.is_set():
+                waiting = [(due, key) for key, due in self._due.items() if key not in self._busy]
+                if waiting:
+                    due, key = min(waiting)
+                    if due <= self.clock():
+                        del self._due[key]
+                        self._busy.add(key)
+                        return key
+                    self._changed.wait(min(due - self.clock(), 1.0))
+                else:
+                    self._changed.wait(1.0)
+            return None
+
+    def done(self, key: Key) -> None:
+        with self._changed:
+            self._busy.discard(key)
+            self._changed.notify_all()
+
+    def pending(self) -> int:
+        with self._changed:
+            return len(self._due)
+
+
+class Controller:
+    def __init__(
+        self, api: client.ApiClient, settings: ControllerSettings, provisioner: Provisioner, kube: Kube
+    ) -> None:
+        self.settings = settings
+        self.provisioner = provisioner
+        self.kube = kube
+        self.objects = client.CustomObjectsApi(api)
+        self.queue = WorkQueue()
+        self.stopping = threading.Event()
+        self._cache: dict[str, dict[tuple[str, str], Json]] = {IDENTITY: {}, BLUEPRINT: {}}
+        self._lock = threading.Lock()
+        self._failures: dict[Key, int] = {}
+        self._followers: list[Follower] = []
+        self._issuer: str | None = settings.issuer
+
+    # -- watching ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for kind in (BLUEPRINT, IDENTITY):
+            follower = Follower(
+                PLURALS[kind],
+                self._list_call(kind),
+                functools.partial(self._listed, kind),
+                functools.partial(self._event, kind),
+                hint_404=" (are the CRDs installed? kubectl apply -k manifests/)",
+            )
+            self._followers.append(follower)
+            follower.start()
+        for index in range(self.settings.workers):
+            threading.Thread(target=self._work, name=f"reconcile-{index}", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for follower in self._followers:
+            follower.stop()
+
+    def _list_call(self, kind: str) -> Callable[..., Any]:
+        if self.settings.namespace:
+            return functools.partial(
+                self.objects.list_namespaced_custom_object, GROUP, VERSION, self.settings.namespace, PLURALS[kind]
+            )
+        return functools.partial(self.objects.list_cluster_custom_object, GROUP, VERSION, PLURALS[kind])
+
+    def _listed(self, kind: str, items: list[Json]) -> None:
+        with self._lock:
+            self._cache[kind] = {_key(raw): raw for raw in items}
+        for raw in items:
+            self._changed(kind, raw)
+
+    def _event(self, kind: str, type_: str, raw: Json) -> None:
+        with self._lock:
+            if type_ == "DELETED":
+                self._cache[kind].pop(_key(raw), None)
+            else:
+                self._cache[kind][_key(raw)] = raw
+        self._changed(kind, raw)
+
+    def _changed(self, kind: str, raw: Json) -> None:
+        namespace, name = _key(raw)
+        if kind == IDENTITY:
+            self.queue.add((IDENTITY, namespace, name))
+            blueprint = (raw.get("spec") or {}).get("blueprint")
+            if isinstance(blueprint, str):
+                self.queue.add((BLUEPRINT, namespace, blueprint))
+            return
+        self.queue.add((BLUEPRINT, namespace, name))
+        for (space, identity), found in self._snapshot(IDENTITY).items():
+            if space == namespace and (found.get("spec") or {}).get("blueprint") == name:
+                self.queue.add((IDENTITY, space, identity))
+
+    def _snapshot(self, kind: str) -> dict[tuple[str, str], Json]:
+        with self._lock:
+            return dict(self._cache[kind])
+
+    def blueprint_of(self, namespace: str, name: str) -> ConfigObject | None:
+        raw = self._snapshot(BLUEPRINT).get((namespace, name))
+        return None if raw is None else parse_object({"apiVersion": f"{GROUP}/{VERSION}", "kind": BLUEPRINT, **raw})
+
+    # -- working -----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            key = self.queue.get(self.stopping)
+            if key is None:
+                return
+            try:
+                self._handle(key)
+            except Retry:
+                self._retry(key)
+            except ApiException as error:
+                if error.status != 409:  # a conflict just means: read again
+                    log.warning("reconcile of %s/%s failed: %s %s", key[1], key[2], error.status, error.reason)
+                self._retry(key)
+            except Exception:
+                log.exception("reconcile of %s %s/%s failed", *key)
+                self._retry(key)
+            else:
+                self._failures.pop(key, None)
+                self.queue.add(key, self.settings.resync_seconds * random.uniform(0.9, 1.1))
+            finally:
+                self.queue.done(key)
+
+    def _retry(self, key: Key) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(self.settings.backoff_seconds * 2 ** (failures - 1), self.settings.backoff_max_seconds)
+        self.queue.add(key, delay * random.uniform(0.8, 1.2))
+
+    def _handle(self, key: Key) -> None:
+        kind, namespace, name = key
+        raw = self._snapshot(kind).get((namespace, name))
+        if raw is None:
+            return
+        if kind == IDENTITY:
+            self.provisioner.reconcile(_copy(raw), self.blueprint_of)
+        else:
+            self._blueprint_status(raw)
+
+    def _blueprint_status(self, raw: Json) -> None:
+        blueprint = self.blueprint_of(*_key(raw))
+        if not isinstance(blueprint, AgentBlueprint) or blueprint.spec.credential is None:
+            return
+        if blueprint.spec.credential.workload_identity is None:
+            return
+        if self._issuer is None:
+            self._issuer = self.kube.issuer()
+        identities = [
+            parsed
+            for found in self._snapshot(IDENTITY).values()
+            if isinstance(
+                parsed := parse_object({"apiVersion": f"{GROUP}/{VERSION}", "kind": IDENTITY, **found}), AgentIdentity
+            )
+            and parsed.ref.namespace == blueprint.ref.namespace
+        ]
+        credentials = reconcile.federated_credentials(
+            blueprint, identities, self._issuer, self.provisioner.controller_account
+        )
+        fits, reason, message = reconcile.fit_condition(len(credentials))
+        status = reconcile.status_of(raw)
+        generation = int(raw["metadata"].get("generation") or 0)
+        conditions = reconcile.conditions(
+            status.get("conditions"), reconcile.FEDERATED_FIT, fits, reason, message, generation,
+            self.provisioner.now(),
+        )  # fmt: skip
+        if status.get("federatedCredentials") == credentials and status.get("conditions") == conditions:
+            return
+        self.kube.patch_status(BLUEPRINT, blueprint.ref.namespace, blueprint.ref.name,
+                               {"federatedCredentials": credentials, "conditions": conditions})  # fmt: skip
+        if not fits:
+            self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", message, warning=True)
+
+
+def _key(raw: Json) -> tuple[str, str]:
+    metadata = raw.get("metadata") or {}
+    return str(metadata.get("namespace")), str(metadata.get("name"))
+
+
+def _copy(raw: Json) -> Json:
+    return copy.deepcopy(raw)
