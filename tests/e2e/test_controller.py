@@ -28,7 +28,7 @@ from tests.conftest import Doubles
 from tests.doubles.entra import FederatedCredential
 from tests.e2e.conftest import apply, create_refused, wait_for_service_account
 from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
-from tests.e2e.test_injection import SIDECAR, containers, env_of, eventually, pod
+from tests.e2e.test_injection import container, env_of, eventually, injected, layout, pod
 from tests.e2e.test_operations import MANIFESTS, build
 from tests.processes import DIE_WITH_PARENT
 from tests.servers import Served
@@ -226,7 +226,7 @@ def test_a_managed_identity_is_denied_until_ready_then_its_pod_gets_the_created_
                    for i in cluster.doubles.entra.issued)  # fmt: skip
 
         stored = eventually(lambda: _injected(plane, named(namespace, "sales-agent")), timeout=20)
-        assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == made.id
+        assert env_of(container(stored, "app"))["AGENT_IDENTITY_APP_ID"] == made.id
 
         blueprint = eventually(lambda: _blueprint_status(plane, namespace, "sales"), timeout=20)
         assert [c["subject"] for c in blueprint["federatedCredentials"]] == [
@@ -242,7 +242,7 @@ def _injected(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any] |
     if result.returncode != 0:
         return None
     stored: dict[str, Any] = json.loads(result.stdout)
-    assert containers(stored) == [SIDECAR, "app"]
+    assert layout(stored) == injected(plane, "app")
     return stored
 
 
@@ -281,7 +281,7 @@ def test_a_client_secret_blueprint_waits_for_its_one_secret_to_be_granted_as_the
         assert "blueprint-secret-value" not in json.dumps(found)
         assert all("blueprint-secret-value" not in e["message"] for e in events(plane, namespace, "SecretAccessDenied"))
         stored = eventually(lambda: _injected(plane, named(namespace, "support")), timeout=20)
-        assert env_of(stored["spec"]["containers"][1])["AGENT_IDENTITY_APP_ID"] == found["status"]["clientId"]
+        assert env_of(container(stored, "app"))["AGENT_IDENTITY_APP_ID"] == found["status"]["clientId"]
 
 
 def test_deleting_deletes_in_entra_with_delete_and_keeps_it_with_retain(cluster: Cluster, namespace: str) -> None:
