@@ -6,14 +6,17 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
 
-.PHONY: install run certs test unit e2e lint bench control-plane clean
+.PHONY: install run certs test unit e2e lint bench control-plane helm manifests lock promtool clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly the locked tree (uv.lock, exported with hashes under requirements/), in a fresh venv;
+# the build backend comes from the lock too, so nothing unpinned is installed.
+$(VENV)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
+	$(PYTHON) -m venv --clear $(VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install --quiet --require-hashes --no-deps \
+		-r requirements/build.txt -r requirements/dev.txt
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 certs/tls.crt: | install
@@ -41,15 +44,40 @@ unit: install
 e2e: install control-plane
 	$(BIN)/pytest -m e2e
 
-lint: install
+# Also: the lock matches pyproject.toml, manifests/ is the chart's render, the chart lints,
+# the alerting rules are valid, and the Dockerfile passes hadolint.
+lint: install helm promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	scripts/lock.sh --check
+	$(BIN)/python -m scripts.render_manifests --check --helm $(HELM)
+	$(HELM) lint --strict charts/entra-webhook
+	promtool check rules manifests/monitoring/alerts.yaml
+	$(BIN)/hadolint Dockerfile
 
 # Builds kube-apiserver and kube-controller-manager once (cached under ~/.cache), installs etcd and kubectl.
 control-plane:
 	scripts/control-plane-build.sh >/dev/null
+
+# helm built from the pinned Go module in scripts/build/helm (cached under ~/.cache).
+HELM = $(shell scripts/helm-build.sh 2>/dev/null | tail -n1)/helm
+helm:
+	scripts/helm-build.sh >/dev/null
+
+# Re-render manifests/ from the chart (commit the result; `make lint` fails while they differ).
+manifests: install helm
+	$(BIN)/python -m scripts.render_manifests --helm $(HELM)
+
+# Re-resolve the dependency tree after a change to pyproject.toml (e.g. after a merge), then commit
+# uv.lock and requirements/.
+lock: install
+	scripts/lock.sh
+
+# promtool (Debian's prometheus package) for the alerting rules' checks and unit tests.
+promtool:
+	scripts/host-packages.sh prometheus >/dev/null
 
 bench: install
 	$(BIN)/python -m bench
