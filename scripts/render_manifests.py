@@ -147,8 +147,11 @@ def kustomization(header: str, bases: list[str], resources: list[str]) -> str:
 
 
 def alert_rule_file(documents: list[Document]) -> str:
-    (rule,) = [yaml.safe_load(d.text) for d in documents if d.source == "templates/prometheusrule.yaml"]
-    body = yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False, width=100)
+    """The PrometheusRule's spec as a plain rule file, its text (block scalars and all) kept."""
+    (rule,) = [d.text for d in documents if d.source == "templates/prometheusrule.yaml"]
+    spec = rule.split("\nspec:\n", 1)[1]
+    body = "".join(line.removeprefix("  ") for line in spec.splitlines(keepends=True))
+    assert yaml.safe_load(body) == yaml.safe_load(rule)["spec"], "the PrometheusRule's spec did not dedent cleanly"
     return generated_header("templates/_alerts.tpl") + "# A Prometheus rule file (rule_files:).\n" + body
 
 

@@ -98,3 +98,16 @@ spec:
   operator: NotIn
   values: [kube-system, kube-node-lease, kube-public, {{ .Release.Namespace }}]
 {{- end -}}
+
+{{/* Rules the schema cannot say clearly: each fails `helm install`/`helm template` with the fix. */}}
+{{- define "entra-webhook.validate" -}}
+{{- if hasSuffix ":latest" .Values.sidecar.image -}}
+{{- fail (printf "sidecar.image: pin the sidecar by a tag other than latest or by a digest (latest changes under running Pods), got %q" (trunc 100 .Values.sidecar.image)) -}}
+{{- end -}}
+{{- if eq .Values.image.tag "latest" -}}
+{{- fail "image.tag: pin the webhook by a release tag or image.digest, not latest" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no node running the webhook could ever be drained; raise replicaCount or set podDisruptionBudget.enabled=false" (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
