@@ -28,11 +28,18 @@ MANIFESTS = REPO_ROOT / "manifests"
 
 
 def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
-    """`kubectl kustomize` with the 1.20 kubectl users of old clusters have (kustomize v2.0.3)."""
+    """`kubectl kustomize` with the 1.20 kubectl users of old clusters have (kustomize v2.0.3).
+
+    The manifests are rendered for current servers; on a 1.20 one, as the chart does by itself, the
+    PodDisruptionBudget is policy/v1beta1 (the fields are the same) and webhooks have no matchConditions.
+    """
     documents = list(yaml.safe_load_all(plane.kubectl("kustomize", str(directory)).stdout))
     for document in documents:
         if document["kind"] == "PodDisruptionBudget" and document["apiVersion"] == "policy/v1":
-            document["apiVersion"] = "policy/v1beta1"  # this API server is 1.20; the fields are the same
+            document["apiVersion"] = "policy/v1beta1"
+        if document["kind"] == "MutatingWebhookConfiguration":
+            for entry in document["webhooks"]:
+                entry.pop("matchConditions")
     return documents
 
 
