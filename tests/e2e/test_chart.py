@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from scripts.render_manifests import CHART, helm_binary
+from tests.e2e.conftest import server_version
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.servers import make_certs
 
@@ -30,11 +31,6 @@ STAND_IN_CRDS = REPO_ROOT / "tests" / "fixtures" / "stand-in-crds.yaml"
 TEST_LABEL = "entra-chart-test"
 MODES = ("self-managed", "cert-manager", "secret")
 _numbers = itertools.count(1)
-
-
-def server_version(plane: ControlPlane) -> tuple[int, int]:
-    version = plane.server_version()
-    return int(version["major"]), int(version["minor"].rstrip("+"))
 
 
 @dataclass

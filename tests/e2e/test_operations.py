@@ -17,7 +17,14 @@ import yaml
 from cryptography import x509
 from kubernetes import config as kube_config
 
-from tests.e2e.conftest import apply, create, example_config, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import (
+    apply,
+    create,
+    example_config,
+    server_version,
+    wait_for_service_account,
+    webhook_configuration,
+)
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.e2e.test_injection import SIDECAR, containers, eventually, named, pod
 from tests.servers import Served, free_port, make_certs, serve
@@ -30,14 +37,16 @@ MANIFESTS = REPO_ROOT / "manifests"
 def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize` with the 1.20 kubectl users of old clusters have (kustomize v2.0.3).
 
-    The manifests are rendered for current servers; on a 1.20 one, as the chart does by itself, the
-    PodDisruptionBudget is policy/v1beta1 (the fields are the same) and webhooks have no matchConditions.
+    The manifests are rendered for current servers; on older ones, as the chart does by itself, the
+    PodDisruptionBudget is policy/v1beta1 before 1.21 (the fields are the same) and webhooks have no
+    matchConditions before 1.30.
     """
     documents = list(yaml.safe_load_all(plane.kubectl("kustomize", str(directory)).stdout))
+    version = server_version(plane)
     for document in documents:
-        if document["kind"] == "PodDisruptionBudget" and document["apiVersion"] == "policy/v1":
+        if document["kind"] == "PodDisruptionBudget" and version < (1, 21):
             document["apiVersion"] = "policy/v1beta1"
-        if document["kind"] == "MutatingWebhookConfiguration":
+        if document["kind"] == "MutatingWebhookConfiguration" and version < (1, 30):
             for entry in document["webhooks"]:
                 entry.pop("matchConditions")
     return documents
