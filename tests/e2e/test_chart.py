@@ -121,6 +121,10 @@ def differences(rendered: Any, stored: Any, path: str = "") -> list[str]:
     if isinstance(rendered, list):
         if not isinstance(stored, list) or len(stored) != len(rendered):
             return [f"{path}: stored {stored!r}"]
+        if all(isinstance(item, dict) and "name" in item for item in rendered + stored):
+            # Lists merged by name (containers, env, volumes, ...): an update may keep the old order.
+            named = {item["name"]: item for item in stored}
+            return [d for r in rendered for d in differences(r, named.get(r["name"]), f"{path}[{r['name']}]")]
         return [
             d for i, (r, s) in enumerate(zip(rendered, stored, strict=True)) for d in differences(r, s, f"{path}[{i}]")
         ]
