@@ -44,8 +44,30 @@ bin_complete() {
 }
 
 # --- host packages ---------------------------------------------------------
+missing_host_packages() {
+  local pkg status
+  for pkg in "${HOST_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == installed ]] || printf '%s\n' "$pkg"
+  done
+}
+
 ensure_host_packages() {
-  "$(dirname "${BASH_SOURCE[0]}")/host-packages.sh" "${HOST_PACKAGES[@]}"
+  local missing
+  mapfile -t missing < <(missing_host_packages)
+  ((${#missing[@]} == 0)) && return 0
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+    sudo=(sudo)
+  fi
+  log "installing host packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
+    log "apt-get install failed; running apt-get update and retrying"
+    "${sudo[@]}" apt-get update >&2
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
 }
 
 # --- warm path -------------------------------------------------------------

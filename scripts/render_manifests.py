@@ -44,6 +44,10 @@ MONITORING_TEMPLATES = ("templates/prometheusrule.yaml", "templates/servicemonit
 HELM_ONLY_LABELS = ("helm.sh/chart:", "app.kubernetes.io/managed-by:")
 SOURCE_PREFIX = f"# Source: {CHART.name}/"
 
+# kubectl 1.20's kustomize (v2.0.3) takes directories only under `bases`; current kustomize takes
+# them under `resources` too and warns that `bases` is deprecated. Change both here, once 1.20's
+# kubectl is no longer a target, and run `make manifests`.
+DIRECTORIES_FIELD = "bases"
 KUSTOMIZE_NOTE = """\
 # `bases`, not `resources`, for directories: kubectl 1.20's kustomize (v2.0.3) loads only files from
 # `resources` (newer kustomize still accepts `bases`). A base may not contain its overlay, so the
@@ -141,7 +145,7 @@ def kustomization(header: str, bases: list[str], resources: list[str]) -> str:
     text = generated_header("") + header + (KUSTOMIZE_NOTE if bases else "")
     lines = ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization"]
     if bases:
-        lines += ["bases:", *(f"  - {base}" for base in bases)]
+        lines += [f"{DIRECTORIES_FIELD}:", *(f"  - {base}" for base in bases)]
     lines += ["resources:", *(f"  - {resource}" for resource in resources)]
     return text + "\n".join(lines) + "\n"
 

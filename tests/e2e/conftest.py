@@ -97,12 +97,6 @@ def webhook(control_plane: ControlPlane, certs: Path, tmp_path_factory: pytest.T
         control_plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
 
 
-def server_version(plane: ControlPlane) -> tuple[int, int]:
-    """(major, minor) of the API server, e.g. (1, 20)."""
-    version = plane.server_version()
-    return int(version["major"]), int(version["minor"].rstrip("+"))
-
-
 def apply(plane: ControlPlane, *documents: Any) -> None:
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 

@@ -23,7 +23,6 @@ import pytest
 import yaml
 
 from scripts.render_manifests import CHART, helm_binary
-from tests.e2e.conftest import server_version
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.servers import make_certs
 
@@ -105,6 +104,12 @@ def absent(plane: ControlPlane, documents: list[dict[str, Any]]) -> list[str]:
         if result.returncode != 0 and "NotFound" in result.stderr:
             gone.append(f"{document['kind']}/{metadata['name']}")
     return gone
+
+
+def server_version(plane: ControlPlane) -> tuple[int, int]:
+    """(major, minor) of the API server, e.g. (1, 20)."""
+    version = plane.server_version()
+    return int(version["major"]), int(version["minor"].rstrip("+"))
 
 
 def group_of(document: dict[str, Any]) -> str:

@@ -17,15 +17,9 @@ import yaml
 from cryptography import x509
 from kubernetes import config as kube_config
 
-from tests.e2e.conftest import (
-    apply,
-    create,
-    example_config,
-    server_version,
-    wait_for_service_account,
-    webhook_configuration,
-)
+from tests.e2e.conftest import apply, create, example_config, wait_for_service_account, webhook_configuration
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
+from tests.e2e.test_chart import server_version
 from tests.e2e.test_injection import SIDECAR, containers, eventually, named, pod
 from tests.servers import Served, free_port, make_certs, serve
 from webhook.certs import make_ca, make_serving, write_bundle
