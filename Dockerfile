@@ -11,7 +11,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Exactly the locked tree (uv.lock exported by `make lock`), every file checked against its hash.
+# Exactly the locked tree (requirements/, written by `make lock`), every file checked against its hash.
 # Every dependency ships wheels for this Python, so no compiler is needed even here; pip
 # byte-compiles what it installs, so nothing is written at run time on a read-only filesystem.
 COPY requirements/runtime.txt requirements/build.txt requirements/

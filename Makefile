@@ -10,7 +10,7 @@ PORT ?= 8443
 
 install: $(VENV)/.installed
 
-# Exactly the locked tree (uv.lock, exported with hashes under requirements/), in a fresh venv;
+# Exactly the locked tree (requirements/, every file pinned by hash), in a fresh venv;
 # the build backend comes from the lock too, so nothing unpinned is installed.
 $(VENV)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
 	$(PYTHON) -m venv --clear $(VENV)
@@ -70,8 +70,8 @@ helm:
 manifests: install helm
 	$(BIN)/python -m scripts.render_manifests --helm $(HELM)
 
-# Re-resolve the dependency tree after a change to pyproject.toml (e.g. after a merge), then commit
-# uv.lock and requirements/.
+# Re-lock after a change to pyproject.toml (e.g. after a merge): only what changed moves; commit
+# requirements/. `scripts/lock.sh --upgrade [NAME]` moves pins on purpose.
 lock: install
 	scripts/lock.sh
 
