@@ -11,12 +11,17 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# pyproject.toml names README.md as the readme, so the build needs it too.
-COPY pyproject.toml README.md ./
-COPY webhook/ webhook/
+# Exactly the locked tree (requirements/, written by `make lock`), every file checked against its hash.
 # Every dependency ships wheels for this Python, so no compiler is needed even here; pip
 # byte-compiles what it installs, so nothing is written at run time on a read-only filesystem.
-RUN pip install --no-cache-dir .
+COPY requirements/runtime.txt requirements/build.txt requirements/
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.txt \
+ && pip install --no-cache-dir --require-hashes --no-deps --target /opt/build -r requirements/build.txt
+# pyproject.toml names README.md as the readme, so the build needs it too. The build backend is
+# the locked one beside the venv (not in it): no package is fetched unpinned.
+COPY pyproject.toml README.md ./
+COPY webhook/ webhook/
+RUN PYTHONPATH=/opt/build pip install --no-cache-dir --no-deps --no-build-isolation .
 
 FROM python:3.11.11-slim-bookworm
 LABEL org.opencontainers.image.title="entra-webhook" \

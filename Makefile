@@ -9,14 +9,17 @@ PORT ?= 8443
 K8S ?= 1.20,1.36
 export K8S
 
-.PHONY: install run certs test unit e2e lint bench control-plane clean
+.PHONY: install run certs test unit e2e lint bench control-plane helm manifests lock promtool clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly the locked tree (requirements/, every file pinned by hash), in a fresh venv;
+# the build backend comes from the lock too, so nothing unpinned is installed.
+$(VENV)/.installed: pyproject.toml requirements/build.txt requirements/dev.txt
+	$(PYTHON) -m venv --clear $(VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install --quiet --require-hashes --no-deps \
+		-r requirements/build.txt -r requirements/dev.txt
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 certs/tls.crt: | install
@@ -44,15 +47,40 @@ unit: install
 e2e: install control-plane
 	$(BIN)/pytest -m e2e
 
-lint: install
+# Also: the lock matches pyproject.toml, manifests/ is the chart's render, the chart lints,
+# the alerting rules are valid, and the Dockerfile passes hadolint.
+lint: install helm promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	scripts/lock.sh --check
+	$(BIN)/python -m scripts.render_manifests --check --helm $(HELM)
+	$(HELM) lint --strict charts/entra-webhook
+	promtool check rules manifests/monitoring/alerts.yaml
+	$(BIN)/hadolint Dockerfile
 
 # Builds each version's etcd, kube-apiserver, kube-controller-manager and kubectl once (cached under ~/.cache).
 control-plane:
 	@for version in $$(echo '$(K8S)' | tr ',' ' '); do scripts/control-plane-build.sh $$version >/dev/null || exit 1; done
+
+# helm built from the pinned Go module in scripts/build/helm (cached under ~/.cache).
+HELM = $(shell scripts/go-tools-build.sh scripts/build/helm 2>/dev/null | tail -n1)/helm
+helm:
+	scripts/go-tools-build.sh scripts/build/helm >/dev/null
+
+# Re-render manifests/ from the chart (commit the result; `make lint` fails while they differ).
+manifests: install helm
+	$(BIN)/python -m scripts.render_manifests --helm $(HELM)
+
+# Re-lock after a change to pyproject.toml (e.g. after a merge): only what changed moves; commit
+# requirements/. `scripts/lock.sh --upgrade [NAME]` moves pins on purpose.
+lock: install
+	scripts/lock.sh
+
+# promtool (Debian's prometheus package) for the alerting rules' checks and unit tests.
+promtool:
+	scripts/host-packages.sh prometheus >/dev/null
 
 bench: install
 	$(BIN)/python -m bench

@@ -11,10 +11,15 @@
 # The binaries of all arguments land together in one directory,
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook/<NAME1>+<NAME2>/bin
 # which appears in one rename at the end, so an interrupted build never leaves a half-filled
-# cache; a second run only checks it and returns at once. Modules and the Go build cache live
-# under ${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook/go/, so nothing is written elsewhere.
-# Everything comes from the Go module proxy the machine's `go` is configured for, verified
-# against the committed go.sum (-mod=readonly); nothing is fetched by URL.
+# cache; a second run only checks it (and that no go.sum changed) and returns at once. Modules and
+# the Go build cache live under ${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook/go/, so nothing is
+# written elsewhere. Everything comes from the Go module proxy the machine's `go` is configured for,
+# verified against the committed go.sum (-mod=readonly), built with the Go already on the machine
+# (GOTOOLCHAIN=local: no toolchain is downloaded either); nothing is fetched by URL.
+#
+# To move a module to another release, e.g. helm:
+#   (cd scripts/build/helm && go get -tool helm.sh/helm/v4/cmd/helm@vX.Y.Z && go mod tidy)
+# and commit go.mod and go.sum; the next run builds it into a new cache directory.
 #
 # Progress goes to stderr; the last line of stdout is the bin directory:
 #   BIN=$(scripts/go-tools-build.sh scripts/build/helm | tail -n1)
@@ -27,9 +32,11 @@ die() { log "ERROR: $*"; exit 1; }
 command -v go >/dev/null || die "needs the go command (Go 1.26+)"
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook"
+export GOPATH="$CACHE_ROOT/go"
 export GOMODCACHE="$CACHE_ROOT/go/mod"
 export GOCACHE="$CACHE_ROOT/go/build"
-export GOFLAGS="-mod=readonly -buildvcs=false"
+export GOFLAGS="-mod=readonly -modcacherw -buildvcs=false"  # -modcacherw: the cache can be deleted with rm -rf
+export GOWORK=off
 export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
@@ -48,8 +55,11 @@ done
 key=$(IFS=+; printf '%s' "${names[*]}")
 CACHE_DIR="$CACHE_ROOT/$key"
 BIN_DIR="$CACHE_DIR/bin"
+# go.sum pins the whole tree: a changed go.sum under the same versions rebuilds.
+sums=$(for dir in "${dirs[@]}"; do sha256sum "$dir/go.sum" | cut -d' ' -f1; done | paste -sd' ')
+complete() { [[ -f "$BIN_DIR/.complete" ]] && grep -qxF "go.sum $sums" "$BIN_DIR/.complete"; }
 
-if [[ -f "$BIN_DIR/.complete" ]]; then
+if complete; then
   log "cached binaries found in $BIN_DIR"
   printf '%s\n' "$BIN_DIR"
   exit 0
@@ -61,7 +71,7 @@ if ! flock -n 9; then
   log "another build holds $CACHE_DIR/.lock; waiting for it"
   flock 9
 fi
-if [[ -f "$BIN_DIR/.complete" ]]; then
+if complete; then
   log "cached binaries found in $BIN_DIR (built by a concurrent run)"
   printf '%s\n' "$BIN_DIR"
   exit 0
@@ -91,7 +101,7 @@ for dir in "${dirs[@]}"; do
   )
 done
 
-date -u +%Y-%m-%dT%H:%M:%SZ >"$STAGE/.complete"
+printf 'built %s\ngo.sum %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$sums" >"$STAGE/.complete"
 chmod 0755 "$STAGE"
 rm -rf "$BIN_DIR"
 mv -T "$STAGE" "$BIN_DIR"

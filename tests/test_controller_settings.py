@@ -20,7 +20,7 @@ def test_flags_win_over_env_and_env_over_defaults() -> None:
         {"ENTRA_CONTROLLER_CLUSTER_NAME": "ignored", "ENTRA_CONTROLLER_GRAPH_URL": "https://graph.microsoft.us/v1.0"},
     )
     assert (settings.cluster_name, settings.graph_url) == ("prod-eu", "https://graph.microsoft.us/v1.0")
-    assert settings.lease_name == "entra-controller"
+    assert settings.lease_name == "entra-webhook-controller"
 
 
 def test_a_bad_setting_names_both_spellings() -> None:

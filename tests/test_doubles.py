@@ -17,7 +17,7 @@ from tests.conftest import Doubles
 from tests.doubles.entra import ASSERTION_TYPE, EntraRefusal, FederatedCredential
 
 ISSUER = "https://issuer.example.test"
-SUBJECT = "system:serviceaccount:entra-system:entra-controller"
+SUBJECT = "system:serviceaccount:entra-system:entra-webhook-controller"
 AUDIENCE = "api://AzureADTokenExchange"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 

@@ -115,11 +115,13 @@ def test_federated_credentials_list_each_service_account_and_the_controller() ->
         identity(clientId=USER, serviceAccounts=["web", "worker"]),
         identity(sponsors=[{"kind": "User", "id": USER}], serviceAccounts=["web"]),
     ]
-    found = reconcile.federated_credentials(wi, identities, "https://issuer", ("entra-system", "entra-controller"))
+    found = reconcile.federated_credentials(
+        wi, identities, "https://issuer", ("entra-system", "entra-webhook-controller")
+    )
     assert [c["subject"] for c in found] == [
         "system:serviceaccount:agents:web",
         "system:serviceaccount:agents:worker",
-        "system:serviceaccount:entra-system:entra-controller",
+        "system:serviceaccount:entra-system:entra-webhook-controller",
     ]
     assert found[0] == {
         "name": "k8s-agents-web",

@@ -88,7 +88,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("webhook-certs"))
 
 
-MANIFEST_WEBHOOKS = REPO_ROOT / "manifests" / "base" / "mutatingwebhookconfiguration.yaml"
+MANIFEST_WEBHOOKS = REPO_ROOT / "manifests" / "mutatingwebhookconfiguration.yaml"
 MATCH_CONDITIONS_SINCE = (1, 30)
 
 

@@ -35,7 +35,7 @@ from tests.servers import Served
 from webhook.controller.provision import CRASH_AFTER_CREATE
 
 SYSTEM = "entra-system"
-ACCOUNT = "entra-controller"
+ACCOUNT = "entra-webhook-controller"
 SUBJECT = f"system:serviceaccount:{SYSTEM}:{ACCOUNT}"
 IDENTITIES = "/apis/entra.io/v1alpha1/namespaces/{ns}/agentidentities"
 _numbers = itertools.count(1)
@@ -69,7 +69,7 @@ def token_request(plane: ControlPlane, audiences: list[str] | None) -> str:
 def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     """The manifests' controller ServiceAccount and RBAC, its tokens, and the issuer's keys in Entra."""
     documents = build(control_plane, MANIFESTS)
-    mine = [d for d in documents if d["metadata"]["name"].startswith(("entra-controller", SYSTEM))]
+    mine = [d for d in documents if d["metadata"]["name"].startswith((ACCOUNT, SYSTEM))]
     apply(control_plane, *[d for d in mine if d["kind"] != "Deployment"])
     workdir = tmp_path_factory.mktemp("controller")
     kubeconfig = control_plane.kubeconfig_for(ACCOUNT, token_request(control_plane, None), workdir / "kubeconfig")

@@ -28,16 +28,19 @@ MANIFESTS = REPO_ROOT / "manifests"
 
 
 def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
-    """`kubectl kustomize` with the kubectl of the server's version (kustomize v2.0.3 in 1.20, v5 in 1.36)."""
+    """`kubectl kustomize` with the kubectl of the server's version (kustomize v2.0.3 in 1.20, v5 in 1.36).
+
+    The manifests are rendered for current servers; on older ones, as the chart does by itself, the
+    PodDisruptionBudget is policy/v1beta1 before 1.21 (the fields are the same) and webhooks have no
+    matchConditions before 1.30.
+    """
     documents = list(yaml.safe_load_all(plane.kubectl("kustomize", str(directory)).stdout))
-    if plane.version < (1, 21):
-        for document in documents:
-            if document["kind"] == "PodDisruptionBudget" and document["apiVersion"] == "policy/v1":
-                document["apiVersion"] = "policy/v1beta1"  # 1.20 serves only this one; the fields are the same
-    if plane.version < (1, 28):
-        for document in documents:
-            for hook in document.get("webhooks", []) if document["kind"] == "MutatingWebhookConfiguration" else []:
-                hook.pop("matchConditions")  # unknown before 1.28 (beta), and kubectl refuses unknown fields
+    for document in documents:
+        if document["kind"] == "PodDisruptionBudget" and plane.version < (1, 21):
+            document["apiVersion"] = "policy/v1beta1"
+        if document["kind"] == "MutatingWebhookConfiguration" and plane.version < (1, 30):
+            for entry in document["webhooks"]:
+                entry.pop("matchConditions")
     return documents
 
 

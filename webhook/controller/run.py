@@ -27,7 +27,7 @@ from webhook.errors import UsageError
 from webhook.kubeapi import api_client
 
 log = logging.getLogger(__name__)
-DEFAULT_ACCOUNT = ("entra-system", "entra-controller")
+DEFAULT_ACCOUNT = ("entra-system", "entra-webhook-controller")
 
 
 def run_controller(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ class ControllerSettings(BaseModel):
     token_file: Path = DEFAULT_TOKEN_FILE  # projected token, audience api://AzureADTokenExchange
     cluster_name: Name = "kubernetes"  # goes into the marker tag on every identity it creates
     namespace: Name | None = None  # reconcile only this namespace (default: all)
-    lease_name: Name = "entra-controller"
+    lease_name: Name = "entra-webhook-controller"
     lease_namespace: Name = "entra-system"
     lease_seconds: Seconds = 15.0
     renew_seconds: Seconds = 5.0

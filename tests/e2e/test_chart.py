@@ -1,0 +1,393 @@
+"""The Helm chart on the real API server: install, upgrade, uninstall, and the values it refuses.
+
+Nothing runs (no kubelet): the tests assert on the objects the API server stored. The control plane
+is shared with the other e2e tests, which label namespaces and Pods entra.io/inject=enabled, and a
+stored webhook configuration whose Service has no endpoints would make their Pods fail. So every
+release here selects only namespaces and Pods labelled with its own name (nothing else carries that
+label), and is uninstalled when its test ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts.render_manifests import CHART, helm_binary
+from tests.e2e.controlplane import REPO_ROOT, ControlPlane
+from tests.servers import make_certs
+
+STAND_IN_CRDS = REPO_ROOT / "tests" / "fixtures" / "stand-in-crds.yaml"
+TEST_LABEL = "entra-chart-test"
+MODES = ("self-managed", "cert-manager", "secret")
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Helm:
+    binary: Path
+    plane: ControlPlane
+    home: Path
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {key: value for key, value in os.environ.items() if not key.lower().endswith("_proxy")}
+        # Helm's own files stay in the test's directory, never in the user's home.
+        env |= {f"HELM_{kind}_HOME": str(self.home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
+        command = [str(self.binary), "--kubeconfig", str(self.plane.kubeconfig), *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        return result
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    helm: Helm
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-entra-webhook"
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """What Helm rendered for the release (`helm get manifest`)."""
+        text = self.helm("get", "manifest", self.name, "-n", self.namespace).stdout
+        return [d for d in yaml.safe_load_all(text) if d]
+
+    def stored(self) -> list[dict[str, Any]]:
+        """The same objects, as the API server stored them."""
+        return stored_objects(self.helm.plane, self.manifest())
+
+    def install(self, *values: str) -> None:
+        self.helm("install", self.name, str(CHART), "-n", self.namespace, *isolating(self.name), *values)
+
+    def upgrade(self, *values: str) -> None:
+        self.helm("upgrade", self.name, str(CHART), "-n", self.namespace, *isolating(self.name), *values)
+
+
+def isolating(name: str) -> list[str]:
+    """Both webhooks select only what carries this release's label, besides their usual selectors."""
+    label = f"{TEST_LABEL}={name}"
+    return [
+        "--set",
+        f"webhook.namespaceSelector.matchLabels.{label}",
+        "--set",
+        f"webhook.podSelector.matchLabels.{label}",
+    ]
+
+
+def stored_objects(plane: ControlPlane, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = plane.kubectl("get", "-f", "-", "-o", "json", input=yaml.safe_dump_all(documents))
+    loaded = json.loads(found.stdout)
+    items: list[dict[str, Any]] = loaded.get("items", [loaded])
+    return items
+
+
+def absent(plane: ControlPlane, documents: list[dict[str, Any]]) -> list[str]:
+    """The objects among `documents` that the API server no longer has."""
+    gone = []
+    for document in documents:
+        metadata = document["metadata"]
+        where = ["-n", metadata["namespace"]] if "namespace" in metadata else []
+        kind = ".".join(filter(None, (document["kind"], group_of(document))))
+        result = plane.kubectl("get", kind, metadata["name"], *where, check=False)
+        if result.returncode != 0 and "NotFound" in result.stderr:
+            gone.append(f"{document['kind']}/{metadata['name']}")
+    return gone
+
+
+def group_of(document: dict[str, Any]) -> str:
+    api_version: str = document["apiVersion"]
+    return api_version.rpartition("/")[0]  # "" for the core group's "v1"
+
+
+def differences(rendered: Any, stored: Any, path: str = "") -> list[str]:
+    """Where `stored` lacks or changed something `rendered` says (the server may add defaults)."""
+    if isinstance(rendered, dict):
+        if not isinstance(stored, dict):
+            return [f"{path}: stored {stored!r}"]
+        return [d for key, value in rendered.items() for d in differences(value, stored.get(key), f"{path}.{key}")]
+    if isinstance(rendered, list):
+        if not isinstance(stored, list) or len(stored) != len(rendered):
+            return [f"{path}: stored {stored!r}"]
+        if all(isinstance(item, dict) and "name" in item for item in rendered + stored):
+            # Lists merged by name (containers, env, volumes, ...): an update may keep the old order.
+            named = {item["name"]: item for item in stored}
+            return [d for r in rendered for d in differences(r, named.get(r["name"]), f"{path}[{r['name']}]")]
+        return [
+            d for i, (r, s) in enumerate(zip(rendered, stored, strict=True)) for d in differences(r, s, f"{path}[{i}]")
+        ]
+    return [] if rendered == stored else [f"{path}: rendered {rendered!r}, stored {stored!r}"]
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        grouped.setdefault(obj["kind"], []).append(obj)
+    return grouped
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def assert_stored_as_rendered(release: Release) -> list[dict[str, Any]]:
+    rendered = release.manifest()
+    stored = stored_objects(release.helm.plane, rendered)
+    assert [(o["kind"], o["metadata"]["name"]) for o in stored] == [
+        (o["kind"], o["metadata"]["name"]) for o in rendered
+    ]
+    for want, got in zip(rendered, stored, strict=True):
+        assert not differences(want, got), f"{want['kind']}/{want['metadata']['name']}: {differences(want, got)}"
+    return stored
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
+    """The pinned helm, and the stand-in cert-manager and prometheus-operator CRDs while the module runs."""
+    control_plane.kubectl("apply", "-f", str(STAND_IN_CRDS))
+    control_plane.kubectl("wait", "--for=condition=Established", "-f", str(STAND_IN_CRDS), "--timeout=60s")
+    try:
+        yield Helm(helm_binary(), control_plane, tmp_path_factory.mktemp("helm"))
+    finally:
+        control_plane.kubectl("delete", "-f", str(STAND_IN_CRDS), "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture
+def release(helm: Helm) -> Iterator[Release]:
+    """A release name and a namespace of its own; uninstalled, and the namespace deleted, at the end."""
+    name = f"chart-{next(_numbers)}"
+    namespace = f"{name}-system"
+    helm.plane.kubectl("create", "namespace", namespace)
+    try:
+        yield Release(name, namespace, helm)
+    finally:
+        helm("uninstall", name, "-n", namespace, "--ignore-not-found", check=False)
+        helm.plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_chart_lints_clean_in_every_certificate_mode(helm: Helm) -> None:
+    for mode in MODES:
+        for strict in ([], ["--strict"]):
+            result = helm("lint", str(CHART), "--set", f"certificates.mode={mode}", *strict)
+            assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+            assert "[WARNING]" not in result.stdout
+            assert "[ERROR]" not in result.stdout
+
+
+def test_install_with_the_defaults_stores_every_object(release: Release, control_plane: ControlPlane) -> None:
+    release.install()
+    stored = assert_stored_as_rendered(release)
+    kinds = by_kind(stored)
+    assert {kind: len(objects) for kind, objects in kinds.items()} == {
+        "ServiceAccount": 1,
+        "Secret": 1,  # the self-managed certificate's, filled by the webhook
+        "ClusterRole": 3,
+        "ClusterRoleBinding": 3,
+        "Role": 1,
+        "RoleBinding": 1,
+        "Service": 1,
+        "Deployment": 1,
+        "PodDisruptionBudget": 1,
+        "MutatingWebhookConfiguration": 1,
+    }
+    deployment = one(stored, "Deployment", release.fullname)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["priorityClassName"] == "system-cluster-critical"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "entra-agent-webhook:0.1.0"
+    assert "--manage-certs" in container["args"]
+    assert f"--webhook-configuration={release.fullname}" in container["args"]
+    assert env_of(deployment)["ENTRA_WEBHOOK_SIDECAR_IMAGE"].endswith("auth-sidecar:1.1.2-azurelinux3.0-distroless")
+    (pdb,) = kinds["PodDisruptionBudget"]
+    version = control_plane.version
+    assert pdb["apiVersion"] == ("policy/v1" if version >= (1, 21) else "policy/v1beta1")
+    hook = one(stored, "MutatingWebhookConfiguration", release.fullname)
+    assert [w["name"] for w in hook["webhooks"]] == ["namespace.inject.entra.io", "pod.inject.entra.io"]
+    for entry in hook["webhooks"]:
+        assert entry["failurePolicy"] == "Fail"
+        assert entry["clientConfig"]["service"] == {
+            "namespace": release.namespace,
+            "name": release.fullname,
+            "path": "/mutate",
+            "port": 443,
+        }
+        assert "caBundle" not in entry["clientConfig"]
+        assert ("matchConditions" in entry) == (version >= (1, 30))
+    secret = one(stored, "Secret", f"{release.fullname}-tls")
+    assert "data" not in secret
+
+
+@pytest.mark.parametrize("mode", ["cert-manager", "secret"])
+def test_install_in_each_other_certificate_mode_stores_every_object(
+    release: Release, mode: str, tmp_path: Path
+) -> None:
+    ca = base64.b64encode((make_certs(tmp_path) / "ca.crt").read_bytes()).decode()
+    release.install("--set", f"certificates.mode={mode}", "--set", f"certificates.caBundle={ca}")
+    stored = assert_stored_as_rendered(release)
+    kinds = by_kind(stored)
+    assert "Role" not in kinds  # the self-managed certificate's RBAC
+    assert "Secret" not in kinds
+    deployment = one(stored, "Deployment", release.fullname)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--manage-certs" not in container["args"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"] == {"secretName": f"{release.fullname}-tls", "defaultMode": 420}
+    hook = one(stored, "MutatingWebhookConfiguration", release.fullname)
+    if mode == "cert-manager":
+        assert sorted(
+            (o["kind"], o["metadata"]["name"]) for o in stored if o["apiVersion"] == "cert-manager.io/v1"
+        ) == [
+            ("Certificate", f"{release.fullname}-ca"),
+            ("Certificate", f"{release.fullname}-tls"),
+            ("Issuer", f"{release.fullname}-ca"),
+            ("Issuer", f"{release.fullname}-selfsigned"),
+        ]
+        serving = one(stored, "Certificate", f"{release.fullname}-tls")
+        assert serving["spec"]["dnsNames"] == [
+            f"{release.fullname}.{release.namespace}.svc",
+            f"{release.fullname}.{release.namespace}.svc.cluster.local",
+        ]
+        assert serving["spec"]["issuerRef"] == {"kind": "Issuer", "name": f"{release.fullname}-ca"}
+        injected_from = f"{release.namespace}/{release.fullname}-tls"
+        assert hook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == injected_from
+        assert all("caBundle" not in w["clientConfig"] for w in hook["webhooks"])
+    else:
+        assert not [o for o in stored if o["apiVersion"].startswith("cert-manager.io/")]
+        assert [w["clientConfig"]["caBundle"] for w in hook["webhooks"]] == [ca, ca]
+
+
+def test_install_with_the_controller_and_monitoring_stores_them(release: Release) -> None:
+    release.install(
+        "--set", "controller.enabled=true",
+        "--set", "metrics.prometheusRule.enabled=true",
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.dashboard.enabled=true",
+    )  # fmt: skip
+    stored = assert_stored_as_rendered(release)
+    controller = f"{release.fullname}-controller"
+    deployment = one(stored, "Deployment", controller)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == controller
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["controller"]
+    selectors = {d["metadata"]["name"]: d["spec"]["selector"]["matchLabels"] for d in by_kind(stored)["Deployment"]}
+    assert selectors[controller] != selectors[release.fullname]  # neither Deployment adopts the other's Pods
+    rules = one(stored, "ClusterRole", controller)["rules"]
+    granted = {(resource, verb) for rule in rules for resource in rule["resources"] for verb in rule["verbs"]}
+    assert {("agentidentities/status", "patch"), ("agentblueprints/status", "patch"), ("events", "create")} <= granted
+    assert {("serviceaccounts/token", "create"), ("agentidentities/finalizers", "update")} <= granted
+    assert not any(resource == "secrets" for resource, _ in granted)
+    leader = one(stored, "Role", f"{controller}-leader")
+    assert leader["rules"][0]["resources"] == ["leases"]
+    rule = one(stored, "PrometheusRule", release.fullname)
+    alerts = [r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert "EntraWebhookCertificateExpiresSoon" in alerts
+    assert f'job="{release.fullname}"' in rule["spec"]["groups"][0]["rules"][0]["expr"]
+    monitor = one(stored, "ServiceMonitor", release.fullname)
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    dashboard = one(stored, "ConfigMap", f"{release.fullname}-dashboard")
+    assert json.loads(dashboard["data"]["entra-webhook.json"])["uid"] == "entra-webhook"
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_upgrade_with_changed_values_stores_the_change(release: Release, control_plane: ControlPlane) -> None:
+    release.install()
+    before = release.manifest()
+    release.upgrade(
+        "--set", "replicaCount=3",
+        "--set", "sidecar.mode=container",
+        "--set", "webhook.failurePolicy=Ignore",
+        "--set", "certificates.mode=cert-manager",
+    )  # fmt: skip
+    stored = assert_stored_as_rendered(release)
+    deployment = one(stored, "Deployment", release.fullname)
+    assert deployment["spec"]["replicas"] == 3
+    assert env_of(deployment)["ENTRA_WEBHOOK_MODE"] == "container"
+    hook = one(stored, "MutatingWebhookConfiguration", release.fullname)
+    assert [w["failurePolicy"] for w in hook["webhooks"]] == ["Ignore", "Ignore"]
+    assert "cert-manager.io/inject-ca-from" in hook["metadata"]["annotations"]
+    # What only the self-managed mode had is gone.
+    dropped = [
+        d
+        for d in before
+        if d["kind"] in {"Secret", "Role", "RoleBinding"} or d["metadata"]["name"].endswith("-cabundle")
+    ]
+    assert len(dropped) == 5
+    assert len(absent(control_plane, dropped)) == 5
+    history = json.loads(release.helm("history", release.name, "-n", release.namespace, "-o", "json").stdout)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
+
+
+def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: ControlPlane) -> None:
+    release.install("--set", "controller.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+    documents = release.manifest()
+    assert len(documents) >= 20
+    release.helm("uninstall", release.name, "-n", release.namespace)
+    assert len(absent(control_plane, documents)) == len(documents)
+    owned = control_plane.kubectl("get", "secrets", "-n", release.namespace, "-l", "owner=helm", "-o", "name")
+    assert owned.stdout == ""  # Helm's release records too
+    labelled = f"app.kubernetes.io/instance={release.name}"
+    leftovers = control_plane.kubectl("get", "all,clusterroles,clusterrolebindings", "-A", "-l", labelled, "-o", "name")
+    assert leftovers.stdout == ""
+    crds = control_plane.kubectl("get", "crd", "agentblueprints.entra.io", "agentidentities.entra.io", "-o", "name")
+    assert crds.stdout.split() == [
+        "customresourcedefinition.apiextensions.k8s.io/agentblueprints.entra.io",
+        "customresourcedefinition.apiextensions.k8s.io/agentidentities.entra.io",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["certificates.mode=vault"],
+            "at '/certificates/mode': value must be one of 'self-managed', 'cert-manager', 'secret'",
+        ),
+        (["replicas=3"], "additional properties 'replicas' not allowed"),
+        (["webhook.failurePolicy=Sometimes"], "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'"),
+        (["sidecar.port=80"], "at '/sidecar/port': minimum: got 80, want 1,024"),
+        (["sidecar.mode=sidecar"], "at '/sidecar/mode': value must be one of 'auto', 'native', 'container'"),
+        (
+            ["sidecar.resources.limits.memory=lots"],
+            "at '/sidecar/resources/limits/memory': 'lots' does not match pattern",
+        ),
+        (["image.digest=sha256:abc"], "at '/image/digest': 'sha256:abc' does not match pattern"),
+        (
+            ["sidecar.image=mcr.microsoft.com/entra-sdk/auth-sidecar:latest"],
+            "sidecar.image: pin the sidecar by a tag other than latest or by a digest",
+        ),
+        (
+            ["replicaCount=1"],
+            "podDisruptionBudget.minAvailable (1) must be below replicaCount (1), or no node running the webhook",
+        ),
+    ],
+)
+def test_values_the_chart_refuses_fail_the_install_with_a_clear_message(
+    release: Release, control_plane: ControlPlane, values: list[str], message: str
+) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = release.helm(
+        "install", release.name, str(CHART), "-n", release.namespace, *isolating(release.name), *sets, check=False
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert release.helm("list", "-n", release.namespace, "-q").stdout == ""
+    hook = control_plane.kubectl("get", "mutatingwebhookconfiguration", release.fullname, check=False)
+    assert "NotFound" in hook.stderr
