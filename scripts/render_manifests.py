@@ -23,11 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from scripts.go_tools import go_tools
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHART = REPO_ROOT / "charts" / "entra-webhook"
 MANIFESTS = REPO_ROOT / "manifests"
-GO_TOOLS_BUILD = REPO_ROOT / "scripts" / "go-tools-build.sh"
-HELM_MODULE = REPO_ROOT / "scripts" / "build" / "helm"
 
 RELEASE = "entra-webhook"
 NAMESPACE = "entra-system"
@@ -45,14 +45,11 @@ MONITORING_TEMPLATES = ("templates/prometheusrule.yaml", "templates/servicemonit
 HELM_ONLY_LABELS = ("helm.sh/chart:", "app.kubernetes.io/managed-by:")
 SOURCE_PREFIX = f"# Source: {CHART.name}/"
 
-# kubectl 1.20's kustomize (v2.0.3) takes directories only under `bases`; current kustomize takes
-# them under `resources` too and warns that `bases` is deprecated. Change both here, once 1.20's
-# kubectl is no longer a target, and run `make manifests`.
-DIRECTORIES_FIELD = "bases"
+# Directories go under `resources` (kustomize v3+; `bases` is deprecated and warned about). kubectl 1.20's
+# own kustomize (v2.0.3) cannot read that: on such clusters build with a standalone kustomize, or use the chart.
 KUSTOMIZE_NOTE = """\
-# `bases`, not `resources`, for directories: kubectl 1.20's kustomize (v2.0.3) loads only files from
-# `resources` (newer kustomize still accepts `bases`). A base may not contain its overlay, so the
-# shared objects are in base/, a sibling of the overlays.
+# A base may not contain its overlay (kustomize refuses the cycle), so the shared objects are in base/,
+# a sibling of the overlays.
 """
 HEADERS = {
     "": """\
@@ -103,11 +100,8 @@ class Document:
 
 
 def helm_binary() -> Path:
-    """The pinned helm, built once from scripts/build/helm and cached by scripts/go-tools-build.sh."""
-    result = subprocess.run(
-        ["bash", str(GO_TOOLS_BUILD), str(HELM_MODULE)], stdout=subprocess.PIPE, text=True, check=True
-    )
-    return Path(result.stdout.strip().splitlines()[-1]) / "helm"
+    """The pinned helm (scripts/build/helm), built once and cached."""
+    return go_tools("helm") / "helm"
 
 
 def render(helm: Path, *values: str) -> list[Document]:
@@ -147,9 +141,7 @@ def write_group(files: dict[str, str], directory: str, documents: list[Document]
 def kustomization(header: str, bases: list[str], resources: list[str]) -> str:
     text = generated_header("") + header + (KUSTOMIZE_NOTE if bases else "")
     lines = ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization"]
-    if bases:
-        lines += [f"{DIRECTORIES_FIELD}:", *(f"  - {base}" for base in bases)]
-    lines += ["resources:", *(f"  - {resource}" for resource in resources)]
+    lines += ["resources:", *(f"  - {entry}" for entry in [*bases, *resources])]
     return text + "\n".join(lines) + "\n"
 
 

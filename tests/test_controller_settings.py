@@ -56,4 +56,4 @@ def test_the_service_account_comes_from_the_projected_token(tmp_path: Path) -> N
 def test_the_service_account_setting_wins_and_the_default_is_the_manifests(tmp_path: Path) -> None:
     assert controller_account(load_controller_settings({"service_account": "a:b"}, {})) == ("a", "b")
     missing = load_controller_settings({"token_file": str(tmp_path / "none")}, {})
-    assert controller_account(missing) == ("entra-system", "entra-controller")
+    assert controller_account(missing) == ("entra-system", "entra-webhook-controller")

@@ -196,17 +196,18 @@ def test_install_with_the_defaults_stores_every_object(release: Release, control
     stored = assert_stored_as_rendered(release)
     kinds = by_kind(stored)
     assert {kind: len(objects) for kind, objects in kinds.items()} == {
-        "ServiceAccount": 1,
+        "ServiceAccount": 2,  # the webhook's and the controller's
         "Secret": 1,  # the self-managed certificate's, filled by the webhook
-        "ClusterRole": 3,
-        "ClusterRoleBinding": 3,
-        "Role": 1,
-        "RoleBinding": 1,
+        "ClusterRole": 4,
+        "ClusterRoleBinding": 4,
+        "Role": 2,  # the self-managed certificate's Secret, the controller's Lease
+        "RoleBinding": 2,
         "Service": 1,
-        "Deployment": 1,
-        "PodDisruptionBudget": 1,
+        "Deployment": 2,
+        "PodDisruptionBudget": 2,
         "MutatingWebhookConfiguration": 1,
     }
+    assert one(stored, "Deployment", f"{release.fullname}-controller")["spec"]["replicas"] == 2
     deployment = one(stored, "Deployment", release.fullname)
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["priorityClassName"] == "system-cluster-critical"
@@ -215,9 +216,9 @@ def test_install_with_the_defaults_stores_every_object(release: Release, control
     assert "--manage-certs" in container["args"]
     assert f"--webhook-configuration={release.fullname}" in container["args"]
     assert env_of(deployment)["ENTRA_WEBHOOK_SIDECAR_IMAGE"].endswith("auth-sidecar:1.1.2-azurelinux3.0-distroless")
-    (pdb,) = kinds["PodDisruptionBudget"]
     version = control_plane.version
-    assert pdb["apiVersion"] == ("policy/v1" if version >= (1, 21) else "policy/v1beta1")
+    for pdb in kinds["PodDisruptionBudget"]:  # the webhook's and the controller's
+        assert pdb["apiVersion"] == ("policy/v1" if version >= (1, 21) else "policy/v1beta1")
     hook = one(stored, "MutatingWebhookConfiguration", release.fullname)
     assert [w["name"] for w in hook["webhooks"]] == ["namespace.inject.entra.io", "pod.inject.entra.io"]
     for entry in hook["webhooks"]:
@@ -242,8 +243,8 @@ def test_install_in_each_other_certificate_mode_stores_every_object(
     release.install("--set", f"certificates.mode={mode}", "--set", f"certificates.caBundle={ca}")
     stored = assert_stored_as_rendered(release)
     kinds = by_kind(stored)
-    assert "Role" not in kinds  # the self-managed certificate's RBAC
-    assert "Secret" not in kinds
+    assert [role["metadata"]["name"] for role in kinds["Role"]] == [f"{release.fullname}-controller-leader"]
+    assert "Secret" not in kinds  # nor the self-managed certificate's Role above
     deployment = one(stored, "Deployment", release.fullname)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert "--manage-certs" not in container["args"]
@@ -286,16 +287,22 @@ def test_install_with_the_controller_and_monitoring_stores_them(release: Release
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == controller
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["controller"]
+    assert container["args"][0] == "controller"
+    assert f"--lease-name={controller}" in container["args"]
+    assert "--cluster-name=kubernetes" in container["args"]
+    (token,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "entra-token"]
+    assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "api://AzureADTokenExchange"
     selectors = {d["metadata"]["name"]: d["spec"]["selector"]["matchLabels"] for d in by_kind(stored)["Deployment"]}
     assert selectors[controller] != selectors[release.fullname]  # neither Deployment adopts the other's Pods
     rules = one(stored, "ClusterRole", controller)["rules"]
-    granted = {(resource, verb) for rule in rules for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {(resource, verb) for rule in rules for resource in rule.get("resources", []) for verb in rule["verbs"]}
     assert {("agentidentities/status", "patch"), ("agentblueprints/status", "patch"), ("events", "create")} <= granted
-    assert {("serviceaccounts/token", "create"), ("agentidentities/finalizers", "update")} <= granted
+    assert ("agentidentities/finalizers", "update") in granted
+    assert {"nonResourceURLs": ["/.well-known/openid-configuration"], "verbs": ["get"]} in rules
     assert not any(resource == "secrets" for resource, _ in granted)
     leader = one(stored, "Role", f"{controller}-leader")
-    assert leader["rules"][0]["resources"] == ["leases"]
+    assert [rule["resources"] for rule in leader["rules"]] == [["leases"], ["leases"]]
+    assert leader["rules"][1]["resourceNames"] == [controller]  # its one Lease
     rule = one(stored, "PrometheusRule", release.fullname)
     alerts = [r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]]
     assert "EntraWebhookCertificateExpiresSoon" in alerts
@@ -324,11 +331,7 @@ def test_upgrade_with_changed_values_stores_the_change(release: Release, control
     assert [w["failurePolicy"] for w in hook["webhooks"]] == ["Ignore", "Ignore"]
     assert "cert-manager.io/inject-ca-from" in hook["metadata"]["annotations"]
     # What only the self-managed mode had is gone.
-    dropped = [
-        d
-        for d in before
-        if d["kind"] in {"Secret", "Role", "RoleBinding"} or d["metadata"]["name"].endswith("-cabundle")
-    ]
+    dropped = [d for d in before if d["metadata"]["name"].endswith(("-tls", "-certs", "-cabundle"))]
     assert len(dropped) == 5
     assert len(absent(control_plane, dropped)) == 5
     history = json.loads(release.helm("history", release.name, "-n", release.namespace, "-o", "json").stdout)
