@@ -57,7 +57,7 @@ lint: install helm promtool
 	scripts/lock.sh --check
 	$(BIN)/python -m scripts.render_manifests --check --helm $(HELM)
 	$(HELM) lint --strict charts/entra-webhook
-	promtool check rules manifests/monitoring/alerts.yaml
+	$(PROMTOOL) check rules manifests/monitoring/alerts.yaml
 	$(BIN)/hadolint Dockerfile
 
 # Builds each version's etcd, kube-apiserver, kube-controller-manager and kubectl once (cached under ~/.cache).
@@ -78,9 +78,10 @@ manifests: install helm
 lock: install
 	scripts/lock.sh
 
-# promtool (Debian's prometheus package) for the alerting rules' checks and unit tests.
+# promtool, unpacked from Debian's prometheus package into ~/.cache (nothing installed system-wide).
+PROMTOOL = $(shell scripts/promtool-build.sh 2>/dev/null | tail -n1)/promtool
 promtool:
-	scripts/host-packages.sh prometheus >/dev/null
+	scripts/promtool-build.sh >/dev/null
 
 bench: install
 	$(BIN)/python -m bench
