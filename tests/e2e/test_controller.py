@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import Doubles
 from tests.doubles.entra import FederatedCredential
@@ -32,7 +32,8 @@ from tests.e2e.test_injection import container, env_of, eventually, injected, la
 from tests.e2e.test_operations import MANIFESTS, build
 from tests.processes import DIE_WITH_PARENT
 from tests.servers import Served
-from webhook.controller.provision import CRASH_AFTER_CREATE
+from webhook.controller.kube import Kube
+from webhook.kubeapi import api_client
 
 SYSTEM = "entra-system"
 ACCOUNT = "entra-controller"
@@ -90,7 +91,8 @@ class Running:
 
 
 @contextlib.contextmanager
-def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Running]:
+    """`entra-webhook controller` for one namespace, as the manifests' service account; `flags` win."""
     log = cluster.workdir / f"controller-{namespace}-{next(_numbers)}.log"
     command = [
         sys.executable, "-m", "webhook.cli", "controller",
@@ -109,6 +111,7 @@ def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = No
         "--resync-seconds", "30",
         "--replication-seconds", "30",
         "--log-level", "DEBUG",
+        *flags,
     ]  # fmt: skip
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -116,7 +119,6 @@ def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = No
             stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
             preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
         )
     try:
@@ -297,45 +299,133 @@ def test_deleting_deletes_in_entra_with_delete_and_keeps_it_with_retain(cluster:
     assert [found.id for found in graph.of_blueprint(app_id)] == [kept]
 
 
-def test_a_controller_killed_between_create_and_status_write_makes_no_duplicate(
+def killed_while_creating(cluster: Cluster, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
+    """Start a controller, let Graph store its create but never answer it, and SIGKILL it while it waits.
+
+    Returns the id Graph gave the identity and the resource as the killed controller left it.
+    """
+    graph = cluster.doubles.graph
+    withheld = len(graph.withheld)
+    with controller(cluster, namespace) as crashing:
+        eventually(lambda: len(graph.withheld) > withheld, timeout=30)
+        time.sleep(0.2)  # the controller is blocked in its create call, waiting for the answer
+        assert crashing.process.poll() is None
+        crashing.process.send_signal(signal.SIGKILL)
+        assert crashing.process.wait(timeout=10) == -signal.SIGKILL
+    found = get(cluster.plane, namespace, name)
+    assert found is not None
+    return graph.withheld[-1], found
+
+
+def test_a_controller_killed_while_its_create_is_unanswered_makes_no_duplicate(
     cluster: Cluster, namespace: str
 ) -> None:
     plane, graph = cluster.plane, cluster.doubles.graph
     app_id = workload_blueprint(cluster, namespace)
     apply(plane, managed(cluster, namespace, "crash"))
-    with controller(cluster, namespace, env={CRASH_AFTER_CREATE: "1"}) as crashing:
-        assert crashing.process.wait(timeout=30) == 86
-    assert len(graph.of_blueprint(app_id)) == 1
-    found = get(plane, namespace, "crash")
-    assert found is not None
-    assert "clientId" not in (found.get("status") or {})  # created in Entra, but never recorded
+    with graph.faulty(withhold_creates=1):
+        created, left = killed_while_creating(cluster, namespace, "crash")
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    status = left["status"]
+    assert "clientId" not in status  # created in Entra, never recorded
+    assert status["pendingCreate"]["marker"] == f"entra-webhook:e2e:{left['metadata']['uid']}"
+    assert (status["conditions"][0]["status"], status["conditions"][0]["reason"]) == ("False", "Creating")
     with controller(cluster, namespace) as restarted:
         found = wait_ready(plane, namespace, "crash")
-        assert "found" in restarted.logs()
+    assert f"by its marker: {created} (no new one created)" in restarted.logs()
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    assert found["status"]["clientId"] == created
+    assert "pendingCreate" not in found["status"]
+
+
+def test_after_a_crash_a_create_that_entra_does_not_list_yet_is_waited_for_not_repeated(
+    cluster: Cluster, namespace: str, record_property: Any
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "lagging"))
+    lag = 6.0
+    with graph.faulty(withhold_creates=1, list_lag_seconds=lag):
+        created, _ = killed_while_creating(cluster, namespace, "lagging")
+        made = graph.identities[created].created
+        with controller(cluster, namespace) as restarted:
+            waiting = eventually(lambda: (c := ready(plane, namespace, "lagging")) and "lag" in c["message"] and c)
+            assert (waiting["status"], waiting["reason"]) == ("False", "Creating")
+            assert "Entra does not list its identity yet (lists lag creates): waiting until" in waiting["message"]
+            assert time.time() - made < lag
+            found = wait_ready(plane, namespace, "lagging", timeout=lag + 30)
+            seconds = time.time() - made
+    record_property("seconds_from_lost_create_to_ready", round(seconds, 2))
+    print(f"lost create listed after {lag:.0f}s of lag; Ready {seconds:.2f}s after the create")
+    assert seconds >= lag
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    assert found["status"]["clientId"] == created
+    assert "pendingCreate" not in found["status"]
+    assert f"by its marker: {created} (no new one created)" in restarted.logs()
+
+
+def patch_status(plane: ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """What an admin or another writer does through the status subresource."""
+    code, body = plane.request("PATCH", IDENTITIES.format(ns=namespace) + f"/{name}/status", {"status": status},
+                               content_type="application/merge-patch+json")  # fmt: skip
+    assert code == 200, body
+
+
+def test_an_intent_whose_identity_never_appeared_is_created_again_once_its_window_has_passed(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "lost"))
+    found = get(plane, namespace, "lost")
+    assert found is not None
+    # A create lost on its way 90s ago; the window is --replication-seconds 30 plus the 30s create timeout.
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 90))
+    patch_status(plane, namespace, "lost", {"pendingCreate": {"marker": f"entra-webhook:e2e:{found['metadata']['uid']}",
+                                                              "since": since}})  # fmt: skip
+    with controller(cluster, namespace) as running:
+        found = wait_ready(plane, namespace, "lost")
+    assert "never showed up in Entra: creating again" in running.logs()
     (only,) = graph.of_blueprint(app_id)
     assert found["status"]["clientId"] == only.id
+
+
+def test_an_intent_is_written_only_over_the_resource_version_it_was_decided_on(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane = cluster.plane
+    apply(plane, managed(cluster, namespace, "guarded"))
+    read = get(plane, namespace, "guarded")
+    assert read is not None
+    kube = Kube(api_client(cluster.kubeconfig, "the test's kubeconfig"))
+    intent = {"pendingCreate": {"marker": "entra-webhook:e2e:x", "since": "2026-01-01T00:00:00Z"}}
+    plane.kubectl("label", "agentidentity", "guarded", "-n", namespace, "changed=yes")  # someone wrote it since
+    with pytest.raises(ApiException) as refused:
+        kube.patch_status("AgentIdentity", namespace, "guarded", intent, read["metadata"]["resourceVersion"])
+    assert refused.value.status == 409
+    assert "status" not in (get(plane, namespace, "guarded") or {})
+    current = get(plane, namespace, "guarded")
+    assert current is not None
+    written = kube.patch_status("AgentIdentity", namespace, "guarded", intent, current["metadata"]["resourceVersion"])
+    assert written["status"] == intent
+    assert written["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
 
 
 def test_throttling_and_replication_delays_are_waited_out(cluster: Cluster, namespace: str) -> None:
     plane, graph = cluster.plane, cluster.doubles.graph
     app_id = workload_blueprint(cluster, namespace)
-    graph.faults.retry_after, graph.faults.replication_seconds = 1, 3.0
-    try:
-        with controller(cluster, namespace) as running:
-            graph.faults.throttle = 2
-            apply(plane, managed(cluster, namespace, "patient"))
-            first = wait_ready(plane, namespace, "patient")
-            eventually(lambda: "not readable yet (replication)" in running.logs(), timeout=20)
-            time.sleep(3.5)  # replication over: the next pass reads it and changes nothing
-            later = get(plane, namespace, "patient")
-            assert later is not None
-            assert later["status"]["conditions"] == first["status"]["conditions"]  # Ready never flapped
-            assert "graph retry" in running.logs()
-            assert ("GET", f"/v1.0/servicePrincipals/{first['status']['clientId']}/microsoft.graph.agentIdentity") in (
-                graph.requests
-            )
-    finally:
-        graph.faults.throttle, graph.faults.replication_seconds = 0, 0.0
+    with graph.faulty(retry_after=1, replication_seconds=3.0) as faults, controller(cluster, namespace) as running:
+        faults.throttle = 2
+        apply(plane, managed(cluster, namespace, "patient"))
+        first = wait_ready(plane, namespace, "patient")
+        eventually(lambda: "not readable yet (replication)" in running.logs(), timeout=20)
+        time.sleep(3.5)  # replication over: the next pass reads it and changes nothing
+        later = get(plane, namespace, "patient")
+        assert later is not None
+        assert later["status"]["conditions"] == first["status"]["conditions"]  # Ready never flapped
+        assert "graph retry" in running.logs()
+        read = ("GET", f"/v1.0/servicePrincipals/{first['status']['clientId']}/microsoft.graph.agentIdentity")
+        assert read in graph.requests
     assert len(graph.of_blueprint(app_id)) == 1
     assert events(plane, namespace, "NotFoundInEntra") == []
 

@@ -172,8 +172,8 @@ class Controller:
                 return
             try:
                 self._handle(key)
-            except Retry:
-                self._retry(key)
+            except Retry as retry:
+                self._retry(key, retry.after)
             except ApiException as error:
                 if error.status != 409:  # a conflict just means: read again
                     log.warning("reconcile of %s/%s failed: %s %s", key[1], key[2], error.status, error.reason)
@@ -187,8 +187,12 @@ class Controller:
             finally:
                 self.queue.done(key)
 
-    def _retry(self, key: Key) -> None:
+    def _retry(self, key: Key, after: float | None = None) -> None:
+        """After `after` seconds when the failure says (Retry-After, a create being waited for), else a backoff."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
+        if after is not None:
+            self.queue.add(key, after * random.uniform(1.0, 1.2))
+            return
         delay = min(self.settings.backoff_seconds * 2 ** (failures - 1), self.settings.backoff_max_seconds)
         self.queue.add(key, delay * random.uniform(0.8, 1.2))
 
