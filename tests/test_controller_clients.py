@@ -199,3 +199,21 @@ def test_an_unreachable_authority_is_a_token_error(doubles: Doubles, tmp_path: P
     with pytest.raises(TokenError) as refused:
         source.token(BlueprintLogin("7a1c2f0e-4b5d-4c3e-9f00-123456789abc", "x", None, "s"))
     assert refused.value.code == "TokenEndpointUnreachable"
+
+
+def test_a_rotated_secret_replaces_the_old_one_and_its_tokens_and_each_token_is_observed(
+    doubles: Doubles, tmp_path: Path
+) -> None:
+    tenant, app_id = doubles.blueprint(secret="first")
+    seen: list[str] = []
+    source = Tokens(tmp_path / "none", doubles.entra_url, str(doubles.ca_file), 10, seen.append)
+    first = source.token(BlueprintLogin(tenant, app_id, None, "first"))
+    assert source.token(BlueprintLogin(tenant, app_id, None, "first")) == first
+    doubles.entra.blueprints[app_id].secrets = {"second"}  # the admin rotates it; the Secret follows
+    second = source.token(BlueprintLogin(tenant, app_id, None, "second"))
+    assert doubles.entra.verify_access_token(second)["appid"] == app_id
+    assert [i.method for i in doubles.entra.issued if i.app_id == app_id] == ["client_secret", "client_secret"]
+    assert source.apps() == 1  # the first secret and its token are gone
+    with pytest.raises(TokenError):
+        source.token(BlueprintLogin(tenant, app_id, None, "first"))  # revoked: asked for anew, refused
+    assert seen == ["issued", "cached", "issued", "refused"]

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Doubles
 from tests.doubles.entra import FederatedCredential
@@ -31,8 +33,9 @@ from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from tests.e2e.test_injection import container, env_of, eventually, injected, layout, pod
 from tests.e2e.test_operations import MANIFESTS, build
 from tests.processes import DIE_WITH_PARENT
-from tests.servers import Served
+from tests.servers import Served, free_port
 from webhook.controller.kube import Kube
+from webhook.controller.settings import ControllerSettings
 from webhook.kubeapi import api_client
 
 SYSTEM = "entra-system"
@@ -85,15 +88,28 @@ def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pyt
 class Running:
     process: subprocess.Popen[str]
     log: Path
+    url: str  # its /healthz, /readyz and /metrics
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample by name and labels."""
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(self.get("/metrics").text)
+            for sample in family.samples
+        }
 
 
 @contextlib.contextmanager
 def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Running]:
     """`entra-webhook controller` for one namespace, as the manifests' service account; `flags` win."""
     log = cluster.workdir / f"controller-{namespace}-{next(_numbers)}.log"
+    port = free_port()
     command = [
         sys.executable, "-m", "webhook.cli", "controller",
         "--kubeconfig", str(cluster.kubeconfig),
@@ -111,6 +127,8 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
         "--resync-seconds", "30",
         "--replication-seconds", "30",
         "--log-level", "DEBUG",
+        "--metrics-host", "127.0.0.1",
+        "--metrics-port", str(port),
         *flags,
     ]  # fmt: skip
     with log.open("w") as output:
@@ -122,7 +140,7 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
             preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
         )
     try:
-        yield Running(process, log)
+        yield Running(process, log, f"http://127.0.0.1:{port}")
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # a clean stop releases the Lease for the next test
@@ -343,21 +361,23 @@ def test_after_a_crash_a_create_that_entra_does_not_list_yet_is_waited_for_not_r
 ) -> None:
     plane, graph = cluster.plane, cluster.doubles.graph
     app_id = workload_blueprint(cluster, namespace)
-    apply(plane, managed(cluster, namespace, "lagging"))
-    lag = 6.0
+    apply(plane, managed(cluster, namespace, "late"))
+    lag = 8.0  # longer than the restarted replica takes to lead (the killed one's Lease runs out first)
     with graph.faulty(withhold_creates=1, list_lag_seconds=lag):
-        created, _ = killed_while_creating(cluster, namespace, "lagging")
+        created, _ = killed_while_creating(cluster, namespace, "late")
         made = graph.identities[created].created
         with controller(cluster, namespace) as restarted:
-            waiting = eventually(lambda: (c := ready(plane, namespace, "lagging")) and "lag" in c["message"] and c)
-            assert (waiting["status"], waiting["reason"]) == ("False", "Creating")
-            assert "Entra does not list its identity yet (lists lag creates): waiting until" in waiting["message"]
-            assert time.time() - made < lag
-            found = wait_ready(plane, namespace, "lagging", timeout=lag + 30)
+            found = wait_ready(plane, namespace, "late", timeout=lag + 30)
             seconds = time.time() - made
     record_property("seconds_from_lost_create_to_ready", round(seconds, 2))
     print(f"lost create listed after {lag:.0f}s of lag; Ready {seconds:.2f}s after the create")
     assert seconds >= lag
+    (waited,) = [e for e in events(plane, namespace, "Creating") if "lists lag creates" in e["message"]]
+    assert waited["type"] == "Normal"
+    assert (
+        "has no answer on record and Entra does not list its identity yet (lists lag creates): waiting until"
+        in (waited["message"])
+    )
     assert [found.id for found in graph.of_blueprint(app_id)] == [created]
     assert found["status"]["clientId"] == created
     assert "pendingCreate" not in found["status"]
@@ -459,6 +479,58 @@ def test_of_two_replicas_one_leads_and_creates_and_the_other_takes_over_when_it_
         assert "leading" in standby.logs()
         assert _holder(plane) not in (None, holder)
         assert len(graph.of_blueprint(app_id)) == 2
+
+
+def samples(running: Running, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {labels: value for (found, labels), value in running.metrics().items() if found == name}
+
+
+def test_each_replica_serves_its_health_readiness_and_metrics(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    workload_blueprint(cluster, namespace)
+    with controller(cluster, namespace) as leader:
+        eventually(lambda: "leading" in leader.logs())
+        ready = eventually(lambda: (r := leader.get("/readyz")).status_code == 200 and r)
+        assert ready.json() == {"status": "ready", "detail": "leading, with agentblueprints and agentidentities listed"}
+        assert leader.get("/healthz").json() == {"status": "ok", "detail": "leading"}
+        apply(plane, managed(cluster, namespace, "observed"))
+        wait_ready(plane, namespace, "observed")
+        with controller(cluster, namespace) as standby:
+            eventually(lambda: "standing by" in standby.logs())
+            waiting = eventually(lambda: (r := standby.get("/readyz")).status_code == 200 and r)
+            assert waiting.json()["detail"].startswith("standing by (Lease held by ")
+            assert standby.get("/healthz").json() == {"status": "ok", "detail": "standing by"}
+            assert samples(standby, "entra_controller_leader") == {(): 0.0}
+            assert samples(standby, "entra_controller_reconciles_total") == {}
+        eventually(lambda: samples(leader, "entra_controller_agent_identities") == {
+            (("ready", "True"), ("reason", "Provisioned")): 1.0,
+        })  # fmt: skip
+        assert samples(leader, "entra_controller_leader") == {(): 1.0}
+        reconciles = samples(leader, "entra_controller_reconciles_total")
+        assert {dict(labels)["result"] for labels in reconciles} == {"success"}
+        assert {dict(labels)["reason"] for labels in reconciles if ("kind", "AgentIdentity") in labels} == {
+            "Provisioned"
+        }
+        graph = samples(leader, "entra_controller_graph_requests_total")
+        assert graph[(("method", "POST"), ("status", "201"))] == 1.0  # one create, and no other write
+        assert {dict(labels)["method"] for labels in graph} == {"GET", "POST"}
+        latency = samples(leader, "entra_controller_graph_request_duration_seconds_count")
+        assert sum(latency.values()) == sum(graph.values())
+        tokens = samples(leader, "entra_controller_token_acquisitions_total")
+        assert tokens[(("result", "issued"),)] == 1.0  # then MSAL's cache
+        assert set(tokens) <= {(("result", "issued"),), (("result", "cached"),)}
+        assert samples(leader, "entra_controller_watch_restarts_total") == {}
+        assert leader.get("/nothing").status_code == 404
+
+
+def test_the_manifests_probe_the_controller_where_it_serves(control_plane: ControlPlane) -> None:
+    (deployment,) = [d for d in build(control_plane, MANIFESTS) if d["metadata"]["name"] == ACCOUNT
+                     and d["kind"] == "Deployment"]  # fmt: skip
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port = ControllerSettings().metrics_port
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
 def test_a_blueprint_at_its_limit_says_so_and_what_to_do(cluster: Cluster, namespace: str) -> None:

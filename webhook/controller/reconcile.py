@@ -184,14 +184,19 @@ def conditions(
     return [*kept, condition]
 
 
-def ready_since(status: object) -> dt.datetime | None:
-    """When Ready last became True, if it is True."""
+def ready_condition(status: object) -> Mapping[str, Any] | None:
     if not isinstance(status, Mapping) or not isinstance(status.get("conditions"), list):
         return None
-    for condition in status["conditions"]:
-        if isinstance(condition, Mapping) and condition.get("type") == READY and condition.get("status") == "True":
-            return _time(condition.get("lastTransitionTime"))
-    return None
+    found = [c for c in status["conditions"] if isinstance(c, Mapping) and c.get("type") == READY]
+    return found[-1] if found else None
+
+
+def ready_since(status: object) -> dt.datetime | None:
+    """When Ready last became True, if it is True."""
+    condition = ready_condition(status)
+    if condition is None or condition.get("status") != "True":
+        return None
+    return _time(condition.get("lastTransitionTime"))
 
 
 def _time(value: object) -> dt.datetime | None:
@@ -205,6 +210,21 @@ def status_of(raw: Mapping[str, Any]) -> Json:
     """The status we wrote, or an empty one when it is missing or malformed."""
     value = raw.get("status")
     return value if isinstance(value, dict) else {}
+
+
+def ready_counts(raws: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    """Managed identities (those with sponsors) by their Ready condition's (status, reason)."""
+    counts: dict[tuple[str, str], int] = {}
+    for raw in raws:
+        spec = raw.get("spec")
+        if not isinstance(spec, Mapping) or not spec.get("sponsors"):
+            continue
+        ready = ready_condition(raw.get("status"))
+        key = ("Unknown", "NotReported")
+        if ready is not None:
+            key = (str(ready.get("status"))[:10], str(ready.get("reason") or "NoReason")[:80])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -60,6 +60,8 @@ class ControllerSettings(BaseModel):
     replication_seconds: Seconds = 180.0
     http_timeout_seconds: Seconds = 30.0
     workers: Annotated[int, Field(ge=1, le=16)] = 2
+    metrics_host: str = "0.0.0.0"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090  # /healthz, /readyz, /metrics; 0 turns it off
     issuer: HttpsUrl | None = None  # the service-account issuer (default: read from the API server)
     service_account: str | None = None  # NAMESPACE:NAME of the controller (default: the token file's subject)
     log_level: str = "INFO"
