@@ -110,4 +110,4 @@ def test_a_resource_without_name_is_an_error_naming_the_file(tmp_path: Path) -> 
 def test_other_documents_in_config_files_are_ignored() -> None:
     index = FileSource([Path(__file__).parents[1] / "examples"]).load()
     assert index.names(BLUEPRINT, "agents") == ["sales", "support"]
-    assert index.names(IDENTITY, "agents") == ["sales-agent"]
+    assert index.names(IDENTITY, "agents") == ["research-agent", "sales-agent"]

@@ -35,6 +35,7 @@ class Refused:
     reason: str
     message: str
     missing: ObjectRef | None = None
+    not_ready: ObjectRef | None = None  # the managed identity the controller has not made ready yet
 
 
 Resolution = Resolved | Unnamed | Refused
@@ -117,4 +118,5 @@ def _not_ready(identity: AgentIdentity) -> Refused:
         f'AgentIdentity "{identity.ref.name}" is managed by the controller and not ready yet ({said}); '
         f"Pods naming it are admitted once it is: kubectl describe agentidentity {identity.ref.name} "
         f"-n {identity.ref.namespace}",
+        not_ready=identity.ref,
     )
