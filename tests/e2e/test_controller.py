@@ -335,6 +335,72 @@ def killed_while_creating(cluster: Cluster, namespace: str, name: str) -> tuple[
     return graph.withheld[-1], found
 
 
+def condition(plane: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    found = get(plane, namespace, name) or {}
+    return next((c for c in (found.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+def test_edited_sponsors_are_applied_and_a_bad_one_leaves_the_identity_ready_but_not_synced(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "steady"))
+    with controller(cluster, namespace):
+        client_id = wait_ready(plane, namespace, "steady")["status"]["clientId"]
+        missing = str(uuid.uuid4())  # no such user in the tenant
+        apply(plane, resource("AgentIdentity", namespace, "steady", {
+            "blueprint": "sales", "sponsors": [{"kind": "User", "id": missing}],
+        }))  # fmt: skip
+        synced = eventually(lambda: (c := condition(plane, namespace, "steady", "Synced")) and c["status"] == "False"
+                            and c)  # fmt: skip
+        assert synced["reason"] == "Request_ResourceNotFound"
+        assert "a sponsor does not exist: check the user and group object ids in spec.sponsors" in synced["message"]
+        ready_now = condition(plane, namespace, "steady", "Ready")
+        assert ready_now is not None
+        assert (ready_now["status"], ready_now["reason"]) == ("True", "Provisioned")  # Pods still get it
+        stored = eventually(lambda: _injected(plane, named(namespace, "steady")), timeout=20)
+        assert env_of(container(stored, "app"))["AGENT_IDENTITY_APP_ID"] == client_id
+
+        group = cluster.doubles.group()
+        apply(plane, resource("AgentIdentity", namespace, "steady", {
+            "blueprint": "sales", "sponsors": [{"kind": "Group", "id": group}],
+        }))  # fmt: skip
+        eventually(lambda: (c := condition(plane, namespace, "steady", "Synced")) and c["status"] == "True")
+    (only,) = graph.of_blueprint(app_id)
+    assert (only.id, only.sponsors) == (client_id, [group])  # the group added first, then the user removed
+
+
+def test_a_deletion_stuck_on_a_deleted_blueprint_is_released_by_switching_to_retain(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "stuck"))
+    with controller(cluster, namespace):
+        client_id = wait_ready(plane, namespace, "stuck")["status"]["clientId"]
+        plane.kubectl("delete", "agentblueprint", "sales", "-n", namespace)
+        plane.kubectl("delete", "agentidentity", "stuck", "-n", namespace, "--wait=false")
+        refused = wait_reason(plane, namespace, "stuck", "BlueprintNotFound")
+        assert refused["message"].startswith("cannot delete the agent identity in Entra: ")
+        retain = refused["message"].split("or keep it in Entra: ", 1)[1].split("; or delete it yourself", 1)[0]
+        plane.kubectl(*shlex.split(retain)[1:])  # what the condition says
+        eventually(lambda: get(plane, namespace, "stuck") is None)
+    assert [found.id for found in graph.of_blueprint(app_id)] == [client_id]  # retained, as asked
+
+
+def test_an_identity_deleted_before_anything_was_created_needs_no_blueprint(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    apply(plane, managed(cluster, namespace, "never"))  # its blueprint "sales" does not exist
+    before = len(cluster.doubles.graph.requests)
+    with controller(cluster, namespace) as running:
+        wait_reason(plane, namespace, "never", "BlueprintNotFound")
+        plane.kubectl("delete", "agentidentity", "never", "-n", namespace, "--wait=false")
+        eventually(lambda: get(plane, namespace, "never") is None, timeout=20)
+    assert "deleted before any identity was created for it in Entra" in running.logs()
+    assert cluster.doubles.graph.requests[before:] == []
+
+
 def test_a_controller_killed_while_its_create_is_unanswered_makes_no_duplicate(
     cluster: Cluster, namespace: str
 ) -> None:

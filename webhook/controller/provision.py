@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from webhook.controller import reconcile
 from webhook.controller.graph import BlueprintGraph, Graph, GraphError
 from webhook.controller.kube import Kube, SecretUnavailable
-from webhook.controller.reconcile import FINALIZER, PENDING
+from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
 from webhook.models import (
@@ -114,7 +114,11 @@ class Provisioner:
             return self._provision(raw, parsed, blueprint_of)
         except Failure as failure:
             extra = {PENDING: None} if failure.forget_intent else None
-            self._report(raw, False, failure.reason, failure.message, extra=extra)
+            # An identity Pods can use stays Ready while only keeping it in line with the spec fails
+            # (Graph or the token endpoint down, a sponsor that does not exist): the sidecar needs
+            # the blueprint's credential and this id, not the controller.
+            usable = self._usable(raw, parsed) and failure.reason not in UNUSABLE
+            self._report(raw, False, failure.reason, failure.message, extra=extra, only_synced=usable)
             raise Retry(failure.reason, failure.after) from None
 
     # -- provisioning ------------------------------------------------------------------------
@@ -239,12 +243,17 @@ class Provisioner:
         return f"agent identity {obj.get('id')} ({obj.get('displayName')}) exists in Entra under blueprint {app_id}"
 
     def _is_ready(self, raw: Json, reason: str) -> bool:
-        condition = self._condition(raw)
-        return bool(
+        """Ready and Synced, for this reason and generation."""
+        return all(
             condition.get("status") == "True"
             and condition.get("reason") == reason
             and condition.get("observedGeneration") == raw["metadata"].get("generation")
+            for condition in (self._condition(raw), self._condition(raw, SYNCED))
         )
+
+    def _usable(self, raw: Json, identity: AgentIdentity) -> bool:
+        recorded = identity.spec.client_id or reconcile.status_of(raw).get("clientId")
+        return bool(recorded) and self._condition(raw).get("status") == "True"
 
     # -- deletion ----------------------------------------------------------------------------
 
@@ -366,19 +375,17 @@ class Provisioner:
         message: str,
         extra: Json | None = None,
         guard: bool = False,
+        only_synced: bool = False,
     ) -> None:
-        """A status merge patch; with `guard`, only if nothing wrote the resource since we read it (else 409).
-
-        Writing an id clears the intent in the same patch.
+        """A status merge patch of Ready and Synced (or only Synced); with `guard`, only if nothing wrote the
+        resource since we read it (else 409). Writing an id clears the intent in the same patch.
         """
         metadata = raw["metadata"]
-        previous = reconcile.status_of(raw).get("conditions")
-        status: Json = {
-            "conditions": reconcile.conditions(
-                previous, READY, ready, reason, message, int(metadata.get("generation") or 0), self.now()
-            ),
-            **(extra or {}),
-        }
+        generation, now = int(metadata.get("generation") or 0), self.now()
+        conditions = reconcile.status_of(raw).get("conditions")
+        for kind in (SYNCED,) if only_synced else (READY, SYNCED):
+            conditions = reconcile.conditions(conditions, kind, ready, reason, message, generation, now)
+        status: Json = {"conditions": conditions, **(extra or {})}
         if client_id:
             status["clientId"] = client_id
             status[PENDING] = None
@@ -391,10 +398,10 @@ class Provisioner:
         raw["status"] = updated.get("status", {k: v for k, v in status.items() if v is not None})
         raw["metadata"] = updated.get("metadata", metadata)
 
-    def _condition(self, raw: Json) -> Json:
-        """The Ready condition we wrote last, or an empty one."""
+    def _condition(self, raw: Json, kind: str = READY) -> Json:
+        """The condition of this type we wrote last, or an empty one."""
         conditions = reconcile.status_of(raw).get("conditions") or []
-        return next((c for c in conditions if isinstance(c, dict) and c.get("type") == READY), {})
+        return next((c for c in conditions if isinstance(c, dict) and c.get("type") == kind), {})
 
     def _report(
         self,
@@ -406,12 +413,13 @@ class Provisioner:
         warning: bool | None = None,
         extra: Json | None = None,
         guard: bool = False,
+        only_synced: bool = False,
     ) -> None:
-        """Write the condition, and an Event when it is news (a new reason or message)."""
-        old = self._condition(raw)
+        """Write the condition(s), and an Event when it is news (a new reason or message)."""
+        old = self._condition(raw, SYNCED if only_synced else READY)
         news = (old.get("reason"), old.get("message")) != (reason, reconcile.bounded(message))
         try:
-            self._write(raw, None, ready, reason, message, extra, guard)
+            self._write(raw, None, ready, reason, message, extra, guard, only_synced)
         except ApiException as error:
             if guard and error.status == 409:
                 return  # what we read is out of date: the next pass reads again

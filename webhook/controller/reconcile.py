@@ -26,6 +26,9 @@ Json = dict[str, Any]
 FINALIZER = "entra.io/agent-identity"
 MARKER_PREFIX = "entra-webhook:"
 PENDING = "pendingCreate"
+SYNCED = "Synced"  # Entra is in line with the spec; a failure here leaves a usable identity Ready
+# Failures that make a provisioned identity unusable for Pods, not merely out of sync.
+UNUSABLE = frozenset({"NotFoundInEntra", "NotOfBlueprint", "Authorization_RequestDenied"})
 RECHECK_MIN, RECHECK_MAX = 1.0, 30.0  # seconds between lists while waiting for a create to show
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_FEDERATED_CREDENTIALS = 20
