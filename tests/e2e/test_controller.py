@@ -190,11 +190,14 @@ def get(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None
     return body if status == 200 else None
 
 
+def condition(plane: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    found = get(plane, namespace, name) or {}
+    return next((c for c in (found.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
 def ready(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
     """The Ready condition, once there is one."""
-    found = get(plane, namespace, name) or {}
-    conditions = (found.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == "Ready"), None)
+    return condition(plane, namespace, name, "Ready")
 
 
 def wait_ready(plane: ControlPlane, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -326,18 +329,12 @@ def killed_while_creating(cluster: Cluster, namespace: str, name: str) -> tuple[
     withheld = len(graph.withheld)
     with controller(cluster, namespace) as crashing:
         eventually(lambda: len(graph.withheld) > withheld, timeout=30)
-        time.sleep(0.2)  # the controller is blocked in its create call, waiting for the answer
-        assert crashing.process.poll() is None
+        assert crashing.process.poll() is None  # blocked in its create call: the answer is withheld
         crashing.process.send_signal(signal.SIGKILL)
         assert crashing.process.wait(timeout=10) == -signal.SIGKILL
     found = get(cluster.plane, namespace, name)
     assert found is not None
     return graph.withheld[-1], found
-
-
-def condition(plane: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
-    found = get(plane, namespace, name) or {}
-    return next((c for c in (found.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
 
 
 def test_edited_sponsors_are_applied_and_a_bad_one_leaves_the_identity_ready_but_not_synced(
@@ -356,7 +353,7 @@ def test_edited_sponsors_are_applied_and_a_bad_one_leaves_the_identity_ready_but
                             and c)  # fmt: skip
         assert synced["reason"] == "Request_ResourceNotFound"
         assert "a sponsor does not exist: check the user and group object ids in spec.sponsors" in synced["message"]
-        ready_now = condition(plane, namespace, "steady", "Ready")
+        ready_now = ready(plane, namespace, "steady")
         assert ready_now is not None
         assert (ready_now["status"], ready_now["reason"]) == ("True", "Provisioned")  # Pods still get it
         stored = eventually(lambda: _injected(plane, named(namespace, "steady")), timeout=20)
