@@ -57,7 +57,7 @@ class Deny:
     reason: str
     message: str
     code: int = 403
-    missing: ObjectRef | None = None  # a named object that a live lookup might still find
+    missing: ObjectRef | None = None  # a named object that a live lookup might still find (or find ready)
     not_ready: ObjectRef | None = None  # a managed identity the controller has not made ready yet
 
 
