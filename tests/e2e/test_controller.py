@@ -447,6 +447,25 @@ def test_after_a_crash_a_create_that_entra_does_not_list_yet_is_waited_for_not_r
     assert f"by its marker: {created} (no new one created)" in restarted.logs()
 
 
+def test_deleted_while_its_create_is_unanswered_and_unlisted_the_late_identity_is_deleted_too(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "brief"))
+    lag = 8.0
+    with graph.faulty(withhold_creates=1, list_lag_seconds=lag):
+        created, _ = killed_while_creating(cluster, namespace, "brief")
+        plane.kubectl("delete", "agentidentity", "brief", "-n", namespace, "--wait=false")
+        with controller(cluster, namespace):
+            eventually(lambda: get(plane, namespace, "brief") is None, timeout=lag + 30)
+        assert time.time() - graph.identities[created].created >= lag  # it waited for the list to show it
+    (waited,) = events(plane, namespace, "Deleting")
+    assert "waiting until" in waited["message"]
+    assert [found.id for found in graph.of_blueprint(app_id, deleted=True)] == [created]
+    assert graph.of_blueprint(app_id) == []
+
+
 def patch_status(plane: ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
     """What an admin or another writer does through the status subresource."""
     code, body = plane.request("PATCH", IDENTITIES.format(ns=namespace) + f"/{name}/status", {"status": status},
