@@ -229,3 +229,44 @@ def test_offline_inject_denies_a_managed_identity_that_is_not_ready(
     code, _, err = inject(capsys, "-f", str(source), "--config", CONFIG, "--namespace", "agents")
     assert code == 1
     assert 'AgentIdentity "pending-agent" is managed by the controller and not ready yet' in err
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def test_the_examples_inject_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    code, documents, err = inject(capsys, "-f", str(EXAMPLES / "agent.yaml"), "--config", str(EXAMPLES))
+    assert (code, err) == (0, "")
+    deployment = documents[1]
+    assert app_env(deployment["spec"]["template"])["AGENT_IDENTITY_APP_ID"] == "f3897825-fd03-45f5-90eb-fdbf26135650"
+
+
+def test_offline_the_example_managed_identity_is_explained_until_its_provisioned_object_is_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = str(EXAMPLES / "managed-agent.yaml")
+    code, _, err = inject(capsys, "-f", source, "--config", str(EXAMPLES))
+    assert code == 1
+    assert err == (
+        'denied: Deployment "research-agent" in namespace "agents": AgentIdentity "research-agent" is managed by the '
+        "controller and not ready yet (the controller has not reported on it yet (is `entra-webhook controller` "
+        "running?)); Pods naming it are admitted once it is: kubectl describe agentidentity research-agent -n agents\n"
+        "hint: offline, inject knows only the status its --config files hold. Once `kubectl get agentidentity "
+        "research-agent -n agents` shows READY True, export it and pass it after the others: kubectl get "
+        "agentidentity research-agent -n agents -o yaml > research-agent.yaml, then add --config research-agent.yaml "
+        "(or give an existing identity's id as spec.clientId)\n"
+    )
+    # What `kubectl get agentidentity research-agent -n agents -o yaml` prints once the controller made it.
+    (exported,) = [d for d in yaml.safe_load_all((EXAMPLES / "identities.yaml").read_text())
+                   if d["metadata"]["name"] == "research-agent"]  # fmt: skip
+    exported["status"] = {
+        "clientId": "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "exists in Entra"}],
+    }
+    (tmp_path / "research-agent.yaml").write_text(yaml.safe_dump(exported))
+    config = ["--config", str(EXAMPLES), "--config", str(tmp_path / "research-agent.yaml")]
+    code, documents, err = inject(capsys, "-f", source, *config)
+    assert (code, err) == (0, "")
+    template = documents[1]["spec"]["template"]
+    assert sidecar_names(template) == [SIDECAR_NAME]
+    assert app_env(template)["AGENT_IDENTITY_APP_ID"] == "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"

@@ -67,14 +67,80 @@ def test_429_is_retried_after_the_time_graph_asks_for(
     doubles: Doubles, graph: Graph, tmp_path: Path, slept: list[float]
 ) -> None:
     client, app_id = as_blueprint(doubles, graph, tmp_path)
-    doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 3, 2
-    try:
-        created = client.create(body(doubles, app_id))
-    finally:
-        doubles.graph.faults.retry_after, doubles.graph.faults.throttle = 1, 0
-    assert created["agentIdentityBlueprintId"] == app_id
+    seeded = doubles.graph.seed(app_id, "listed")
+    with doubles.graph.faulty(retry_after=3, throttle=2):
+        listed = list(client.list_for_blueprint(app_id))
+    assert [item["id"] for item in listed] == [seeded.id]
     assert len(slept) == 2
     assert all(3 <= seconds <= 3 * 1.25 for seconds in slept)  # never earlier than asked, a little jitter
+
+
+def test_a_throttled_create_is_not_repeated_but_says_when_to_try_again(
+    doubles: Doubles, graph: Graph, tmp_path: Path, slept: list[float]
+) -> None:
+    client, app_id = as_blueprint(doubles, graph, tmp_path)
+    with doubles.graph.faulty(retry_after=3, throttle=1), pytest.raises(GraphError) as refused:
+        client.create(body(doubles, app_id))
+    error = refused.value
+    assert (error.status, error.code, error.outcome_unknown, error.retry_after) == (429, "TooManyRequests", False, 3)
+    assert slept == []
+    assert doubles.graph.of_blueprint(app_id) == []
+
+
+def test_a_create_whose_answer_never_comes_is_not_repeated_and_may_have_happened(
+    doubles: Doubles, tmp_path: Path, slept: list[float]
+) -> None:
+    context = ssl.create_default_context(cafile=str(doubles.ca_file))
+    impatient = Graph(doubles.graph_url, context, 0.5, Retrying(backoff=0.01, sleep=slept.append))
+    client, app_id = as_blueprint(doubles, impatient, tmp_path)
+    before = len(doubles.graph.requests)
+    try:
+        with doubles.graph.faulty(withhold_creates=1), pytest.raises(GraphError) as lost:
+            client.create(body(doubles, app_id))
+    finally:
+        impatient.close()
+    assert (lost.value.status, lost.value.code, lost.value.outcome_unknown) == (0, "TransportError", True)
+    assert lost.value.message.startswith("ReadTimeout")
+    (stored,) = doubles.graph.of_blueprint(app_id)  # Graph made it; only the answer was lost
+    assert doubles.graph.withheld[-1] == stored.id
+    assert doubles.graph.requests[before:] == [("POST", "/v1.0/servicePrincipals/microsoft.graph.agentIdentity")]
+    assert slept == []
+
+
+def test_a_create_that_cannot_connect_did_not_happen(doubles: Doubles, tmp_path: Path, slept: list[float]) -> None:
+    closed = Graph("https://127.0.0.1:9/v1.0", True, 2, Retrying(backoff=0.01, sleep=slept.append))
+    client, app_id = as_blueprint(doubles, closed, tmp_path)
+    try:
+        with pytest.raises(GraphError) as refused:
+            client.create(body(doubles, app_id))
+    finally:
+        closed.close()
+    assert (refused.value.code, refused.value.outcome_unknown) == ("TransportError", False)
+    assert refused.value.message.startswith("ConnectError")
+    assert slept == []
+
+
+def test_every_graph_request_is_observed_with_method_status_and_time(
+    doubles: Doubles, tmp_path: Path, slept: list[float]
+) -> None:
+    seen: list[tuple[str, str, float]] = []
+    context = ssl.create_default_context(cafile=str(doubles.ca_file))
+    observed = Graph(doubles.graph_url, context, 10, Retrying(backoff=0.01, sleep=slept.append),
+                     lambda method, status, seconds: seen.append((method, status, seconds)))  # fmt: skip
+    client, app_id = as_blueprint(doubles, observed, tmp_path)
+    try:
+        with doubles.graph.faulty(throttle=1):
+            listed = list(client.list_for_blueprint(app_id))
+        created = client.create(body(doubles, app_id))
+        assert client.get("00000000-0000-4000-8000-000000000000") is None
+    finally:
+        observed.close()
+    assert listed == []
+    assert created["agentIdentityBlueprintId"] == app_id
+    assert [(method, status) for method, status, _ in seen] == [
+        ("GET", "429"), ("GET", "200"), ("POST", "201"), ("GET", "404"),
+    ]  # fmt: skip
+    assert all(0 < seconds < 10 for _, _, seconds in seen)
 
 
 def test_a_graph_refusal_carries_its_code(doubles: Doubles, graph: Graph, tmp_path: Path) -> None:
@@ -133,3 +199,21 @@ def test_an_unreachable_authority_is_a_token_error(doubles: Doubles, tmp_path: P
     with pytest.raises(TokenError) as refused:
         source.token(BlueprintLogin("7a1c2f0e-4b5d-4c3e-9f00-123456789abc", "x", None, "s"))
     assert refused.value.code == "TokenEndpointUnreachable"
+
+
+def test_a_rotated_secret_replaces_the_old_one_and_its_tokens_and_each_token_is_observed(
+    doubles: Doubles, tmp_path: Path
+) -> None:
+    tenant, app_id = doubles.blueprint(secret="first")
+    seen: list[str] = []
+    source = Tokens(tmp_path / "none", doubles.entra_url, str(doubles.ca_file), 10, seen.append)
+    first = source.token(BlueprintLogin(tenant, app_id, None, "first"))
+    assert source.token(BlueprintLogin(tenant, app_id, None, "first")) == first
+    doubles.entra.blueprints[app_id].secrets = {"second"}  # the admin rotates it; the Secret follows
+    second = source.token(BlueprintLogin(tenant, app_id, None, "second"))
+    assert doubles.entra.verify_access_token(second)["appid"] == app_id
+    assert [i.method for i in doubles.entra.issued if i.app_id == app_id] == ["client_secret", "client_secret"]
+    assert source.apps() == 1  # the first secret and its token are gone
+    with pytest.raises(TokenError):
+        source.token(BlueprintLogin(tenant, app_id, None, "first"))  # revoked: asked for anew, refused
+    assert seen == ["issued", "cached", "issued", "refused"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -286,22 +287,61 @@ def test_sponsors_are_added_and_removed_but_never_to_none(caller: Caller) -> Non
 
 
 def test_throttling_answers_429_with_retry_after(caller: Caller) -> None:
-    caller.doubles.graph.faults.throttle, caller.doubles.graph.faults.retry_after = 1, 1
-    response = caller.create()
-    assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
-    assert caller.create().status_code == 201
+    with caller.doubles.graph.faulty(throttle=1, retry_after=1):
+        response = caller.create()
+        assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
+        assert caller.create().status_code == 201
 
 
 def test_a_new_identity_reads_as_missing_while_it_replicates(caller: Caller) -> None:
-    caller.doubles.graph.faults.replication_seconds = 0.5
-    try:
+    with caller.doubles.graph.faulty(replication_seconds=0.5):
         object_id = caller.create().json()["id"]
         path = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity"
         assert graph_error(caller.call("GET", path))[:2] == (404, "Request_ResourceNotFound")
         time.sleep(0.6)
         assert caller.call("GET", path).status_code == 200
-    finally:
-        caller.doubles.graph.faults.replication_seconds = 0.0
+
+
+def listed_ids(caller: Caller) -> list[str]:
+    query = {"$filter": f"agentIdentityBlueprintId eq '{caller.app_id}'"}
+    page = caller.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity", params=query).json()
+    return [item["id"] for item in page["value"]]
+
+
+def test_a_new_identity_is_missing_from_lists_while_they_lag(caller: Caller) -> None:
+    with caller.doubles.graph.faulty(list_lag_seconds=0.5):
+        object_id = caller.create().json()["id"]
+        assert listed_ids(caller) == []
+        assert caller.call("GET", f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity").status_code == 200
+        time.sleep(0.6)
+        assert listed_ids(caller) == [object_id]
+
+
+def test_a_withheld_create_is_stored_and_its_connection_dropped_without_an_answer(caller: Caller) -> None:
+    outcome: list[BaseException | httpx.Response] = []
+
+    def create() -> None:
+        try:
+            outcome.append(caller.create())
+        except httpx.TransportError as error:
+            outcome.append(error)
+
+    graph = caller.doubles.graph
+    with graph.faulty(withhold_creates=1):
+        waiting = threading.Thread(target=create)
+        waiting.start()
+        deadline = time.monotonic() + 5
+        while not graph.of_blueprint(caller.app_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (stored,) = graph.of_blueprint(caller.app_id)
+        assert graph.withheld[-1] == stored.id
+        time.sleep(0.2)
+        assert outcome == []  # still waiting for an answer
+    waiting.join(5)
+    (error,) = outcome
+    assert isinstance(error, httpx.RemoteProtocolError)  # "Server disconnected without sending a response."
+    assert listed_ids(caller) == [stored.id]
+    assert caller.create().status_code == 201  # the fault was for one create only
 
 
 def test_another_blueprint_s_identity_is_off_limits(http: httpx.Client, doubles: Doubles, caller: Caller) -> None:

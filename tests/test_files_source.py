@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import FIXTURES
+from webhook.admission import Admission
 from webhook.models import BLUEPRINT, IDENTITY, ObjectRef
+from webhook.review import parse_review
+from webhook.settings import Settings
 from webhook.sources.files import FileSource, SourceError
+
+USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
+APP_ID = "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"
 
 IDENTITY_YAML = """\
 apiVersion: entra.io/v1alpha1
@@ -110,4 +119,31 @@ def test_a_resource_without_name_is_an_error_naming_the_file(tmp_path: Path) -> 
 def test_other_documents_in_config_files_are_ignored() -> None:
     index = FileSource([Path(__file__).parents[1] / "examples"]).load()
     assert index.names(BLUEPRINT, "agents") == ["sales", "support"]
-    assert index.names(IDENTITY, "agents") == ["sales-agent"]
+    assert index.names(IDENTITY, "agents") == ["research-agent", "sales-agent"]
+
+
+def test_a_managed_identity_made_ready_a_moment_ago_is_found_by_the_live_lookup(tmp_path: Path) -> None:
+    """`kubectl wait --for=condition=Ready` then a Pod: the webhook's copy may be a moment behind."""
+    managed = {"apiVersion": "entra.io/v1alpha1", "kind": "AgentIdentity",
+               "metadata": {"name": "fresh", "namespace": "agents"},
+               "spec": {"blueprint": "sales", "sponsors": [{"kind": "User", "id": USER}]}}  # fmt: skip
+    blueprint = yaml.safe_load_all((FIXTURES / "config.yaml").read_text())
+    sales = next(d for d in blueprint if d["kind"] == "AgentBlueprint" and d["metadata"]["name"] == "sales")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump_all([sales, managed]))
+    source = FileSource([tmp_path])
+    source.load()
+    admission = Admission(source, Settings())
+    pod = {"metadata": {"name": "p", "annotations": {"entra.io/agent-identity": "fresh"}},
+           "spec": {"containers": [{"name": "app", "image": "app:1"}]}}  # fmt: skip
+    request = parse_review(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+        "namespace": "agents", "object": pod}}).encode())  # fmt: skip
+    assert asyncio.run(admission.review(request))["response"]["allowed"] is False
+    managed["status"] = {
+        "clientId": APP_ID,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned"}],
+    }
+    touch_later(tmp_path / "config.yaml", yaml.safe_dump_all([sales, managed]))  # what the controller just wrote
+    response = asyncio.run(admission.review(request))["response"]
+    assert response["allowed"] is True
+    assert APP_ID in base64.b64decode(response["patch"]).decode()

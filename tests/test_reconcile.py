@@ -54,6 +54,68 @@ def test_the_oldest_marked_object_is_the_one_found() -> None:
     assert [found["id"] for found in reconcile.find_marked(objects, "entra-webhook:c:u")] == ["c", "b"]
 
 
+TAG = "entra-webhook:c:u"
+WINDOW = 210.0
+
+
+def marked(object_id: str, *tags: str) -> dict[str, Any]:
+    return {"id": object_id, "tags": list(tags), "createdDateTime": "2026-01-01T00:00:00Z"}
+
+
+def test_without_an_intent_or_a_marked_identity_the_step_is_to_create() -> None:
+    assert reconcile.create_step(None, [marked("other", "team")], TAG, NOW, WINDOW) == reconcile.Create()
+
+
+def test_without_an_intent_a_marked_identity_is_found() -> None:
+    found = marked("ours", "team", TAG)
+    assert reconcile.create_step(None, [marked("other"), found], TAG, NOW, WINDOW) == reconcile.Found(found)
+
+
+def test_an_intent_whose_identity_is_listed_finds_it() -> None:
+    intent = reconcile.Intent(TAG, NOW - dt.timedelta(seconds=5))
+    found = marked("ours", TAG)
+    assert reconcile.create_step(intent, [found], TAG, NOW, WINDOW) == reconcile.Found(found)
+
+
+def test_an_intent_is_found_by_its_own_marker_after_the_cluster_name_changed() -> None:
+    intent = reconcile.Intent("entra-webhook:old-name:u", NOW - dt.timedelta(seconds=5))
+    found = marked("ours", "entra-webhook:old-name:u")
+    assert reconcile.create_step(intent, [found], TAG, NOW, WINDOW) == reconcile.Found(found)
+
+
+def test_an_intent_not_listed_within_the_window_is_waited_for() -> None:
+    intent = reconcile.Intent(TAG, NOW - dt.timedelta(seconds=10))
+    step = reconcile.create_step(intent, [marked("other", "team")], TAG, NOW, WINDOW)
+    assert step == reconcile.Wait(intent, 5.0, intent.since + dt.timedelta(seconds=WINDOW))
+
+
+def test_an_intent_not_listed_after_the_window_is_taken_never_to_have_happened() -> None:
+    intent = reconcile.Intent(TAG, NOW - dt.timedelta(seconds=WINDOW))
+    assert reconcile.create_step(intent, [], TAG, NOW, WINDOW) == reconcile.Create(expired=intent)
+
+
+def test_while_waiting_lists_are_spaced_out_but_never_past_the_window() -> None:
+    def recheck(elapsed: float) -> float:
+        step = reconcile.create_step(reconcile.Intent(TAG, NOW - dt.timedelta(seconds=elapsed)), [], TAG, NOW, WINDOW)
+        assert isinstance(step, reconcile.Wait)
+        return step.recheck
+
+    assert [recheck(elapsed) for elapsed in (0, 1, 4, 40, 100, 200, 209.5)] == [1.0, 1.0, 2.0, 20.0, 30.0, 10.0, 0.5]
+    future = reconcile.Intent(TAG, NOW + dt.timedelta(seconds=30))  # another node's clock runs ahead
+    step = reconcile.create_step(future, [], TAG, NOW, WINDOW)
+    assert step == reconcile.Wait(future, 1.0, future.since + dt.timedelta(seconds=WINDOW))
+
+
+def test_an_intent_is_written_and_read_back_and_a_malformed_one_is_none() -> None:
+    written = reconcile.intent_status(TAG, NOW)
+    assert written == {"marker": TAG, "since": "2026-01-02T03:04:05Z"}
+    assert reconcile.intent_of({"pendingCreate": written}) == reconcile.Intent(TAG, NOW)
+    for malformed in (None, "x", {"marker": TAG}, {"marker": "other", "since": written["since"]},
+                      {"marker": TAG, "since": "yesterday"}):  # fmt: skip
+        assert reconcile.intent_of({"pendingCreate": malformed}) is None
+    assert reconcile.intent_of({}) is None
+
+
 def test_changes_cover_display_name_marker_and_sponsors_adds_first() -> None:
     managed = identity(displayName="Sales agent", sponsors=[{"kind": "Group", "id": GROUP}])
     current = {"displayName": "agents/sales-agent", "tags": ["team"]}

@@ -1,7 +1,8 @@
 """The admission service: AdmissionReview in, answer out, with the live lookup and the observers.
 
 This is the thin async shell around the pure core: it reads the current config snapshot, calls
-`decide`, and gives a Pod that names a just-created object one second chance through the source.
+`decide`, and gives a Pod that names a just-created object (or a managed identity the controller
+has just made ready) one second chance through the source.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class Admission:
             outcome = self._decide(pod, request.namespace)
             missing = outcome.missing if isinstance(outcome, Deny) else None
             if missing is not None and await self.source.lookup(missing) is not None:
-                log.info("found %s by a live lookup (created just before the pod)", missing)
                 outcome = self._decide(pod, request.namespace)
+                if not isinstance(outcome, Deny):
+                    log.info("found %s by a live lookup (created or made ready just before the pod)", missing)
             name = _outcome_name(outcome)
         except Exception:
             # A bug of ours must not block Pods: admit unchanged, loudly (log, metric, warning).

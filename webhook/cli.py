@@ -18,6 +18,7 @@ from webhook.decision import Deny, Inject, decide
 from webhook.documents import DocumentError, dump_documents, load_documents
 from webhook.errors import UsageError
 from webhook.index import ConfigIndex
+from webhook.models import ObjectRef
 from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings
 from webhook.sources.files import FileSource, SourceError, config_objects
 from webhook.workloads import find_templates
@@ -129,6 +130,7 @@ def run_inject(args: argparse.Namespace) -> int:
 
     output: list[Any] = []
     denials: list[str] = []
+    not_ready: dict[ObjectRef, None] = {}
     for original in documents:
         document = original
         for template in find_templates(original):
@@ -139,15 +141,29 @@ def run_inject(args: argparse.Namespace) -> int:
                 print(f"warning: {warning}", file=sys.stderr)
             if isinstance(outcome, Deny):
                 denials.append(outcome.message)
+                if outcome.not_ready is not None:
+                    not_ready[outcome.not_ready] = None
             elif isinstance(outcome, Inject):
                 document = _replace(document, template.path, jsonpatch.apply_patch(template.pod, outcome.ops))
         output.append(document)
     if denials:
         for message in denials:
             print(f"denied: {message}", file=sys.stderr)
+        for ref in not_ready:
+            print(f"hint: {_offline_hint(ref)}", file=sys.stderr)
         return 1
     sys.stdout.write(dump_documents(output))
     return 0
+
+
+def _offline_hint(ref: ObjectRef) -> str:
+    """Offline, the status is what the files say: how to give inject the one the controller wrote."""
+    get = f"kubectl get agentidentity {ref.name} -n {ref.namespace}"
+    return (
+        f"offline, inject knows only the status its --config files hold. Once `{get}` shows READY True, "
+        f"export it and pass it after the others: {get} -o yaml > {ref.name}.yaml, then add "
+        f"--config {ref.name}.yaml (or give an existing identity's id as spec.clientId)"
+    )
 
 
 def _replace(document: Any, path: tuple[str | int, ...], value: Any) -> Any:

@@ -57,7 +57,8 @@ class Deny:
     reason: str
     message: str
     code: int = 403
-    missing: ObjectRef | None = None  # a named object that a live lookup might still find
+    missing: ObjectRef | None = None  # a named object that a live lookup might still find (or find ready)
+    not_ready: ObjectRef | None = None  # a managed identity the controller has not made ready yet
 
 
 Outcome = Inject | Skip | Deny
@@ -91,7 +92,8 @@ def decide(
     if isinstance(resolution, Unnamed):
         return Skip("no-identity", f"{who}: {resolution.message}")
     if isinstance(resolution, Refused):
-        return Deny(resolution.reason, f"{who}: {resolution.message}", missing=resolution.missing)
+        message = f"{who}: {resolution.message}"
+        return Deny(resolution.reason, message, missing=resolution.missing, not_ready=resolution.not_ready)
 
     result = plan(pod, resolution, options, settings, server_version)
     if isinstance(result, Conflict):

@@ -30,11 +30,13 @@ class Unnamed:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The Pod names something wrong. `missing` is set when a live lookup could still find it."""
+    """The Pod names something wrong. `missing` is set when a live lookup could still find it (or find it
+    ready: the controller may have written its status a moment ago)."""
 
     reason: str
     message: str
     missing: ObjectRef | None = None
+    not_ready: ObjectRef | None = None  # the managed identity the controller has not made ready yet
 
 
 Resolution = Resolved | Unnamed | Refused
@@ -117,4 +119,6 @@ def _not_ready(identity: AgentIdentity) -> Refused:
         f'AgentIdentity "{identity.ref.name}" is managed by the controller and not ready yet ({said}); '
         f"Pods naming it are admitted once it is: kubectl describe agentidentity {identity.ref.name} "
         f"-n {identity.ref.namespace}",
+        missing=identity.ref,
+        not_ready=identity.ref,
     )

@@ -7,18 +7,23 @@ at most 5 groups, existing users or groups); `agentIdentityBlueprintId` equal to
 (else 403 `Error_AgentIdentitySelfCreateRequired`); a blueprint principal that exists
 (`AgentIdentity_AgentBlueprintPrincipalDoesNotExist`); 250 identities per blueprint counting
 soft-deleted ones (`AgentIdentity_LimitExceeded`); soft delete, restore and purge under
-`/directory/deletedItems`; `$filter` lists in pages of at most 100 with `@odata.nextLink`. On demand:
-429 with `Retry-After`, and 404 on reads of an object for some seconds after its creation.
+`/directory/deletedItems`; `$filter` lists in pages of at most 100 with `@odata.nextLink`. On demand
+(`faulty`): 429 with `Retry-After`; 404 on reads of an object for some seconds after its creation;
+new objects missing from lists for some seconds (replication lag); and a create that is stored but
+never answered (the connection is held, then dropped), as when a response is lost in transit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,8 @@ class Faults:
     throttle: int = 0  # answer this many next requests with 429
     retry_after: int = 1
     replication_seconds: float = 0.0  # reads of an object 404 for this long after its creation
+    list_lag_seconds: float = 0.0  # lists leave an object out for this long after its creation
+    withhold_creates: int = 0  # store this many next creates, but never answer them
 
 
 @dataclass
@@ -67,8 +74,21 @@ class GraphDouble:
     identities: dict[str, Identity] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)  # ids of creates stored but never answered
     base_url: str = ""
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _release: threading.Event = field(default_factory=threading.Event)
+
+    @contextlib.contextmanager
+    def faulty(self, **faults: Any) -> Iterator[Faults]:
+        """These faults for the block; afterwards none, and every withheld answer's connection dropped."""
+        self.faults = dataclasses.replace(Faults(), **faults)
+        try:
+            yield self.faults
+        finally:
+            self.faults = Faults()
+            self._release.set()
+            self._release = threading.Event()
 
     # -- inspection helpers for tests --------------------------------------------------------
 
@@ -145,6 +165,9 @@ class GraphDouble:
     def _replicating(self, found: Identity) -> bool:
         return time.time() - found.created < self.faults.replication_seconds
 
+    def _lagging(self, found: Identity) -> bool:
+        return time.time() - found.created < self.faults.list_lag_seconds
+
     def _odata_version(self, request: Request) -> Response | None:
         if request.headers.get("odata-version") != "4.0":
             return _error(
@@ -193,6 +216,10 @@ class GraphDouble:
         fields = {k: v for k, v in body.items() if "@" not in k}
         created = Identity(self._new_body(caller, fields), sponsors, time.time())
         self.identities[created.id] = created
+        if self.faults.withhold_creates > 0:
+            self.faults.withhold_creates -= 1
+            self.withheld.append(created.id)
+            return Response(0, withheld=self._release)
         return Response(
             201, {"@odata.context": self._context(), **created.body}, {"Location": self._location(created.id)}
         )
@@ -248,7 +275,8 @@ class GraphDouble:
                 400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and 100."
             )
         start = int(request.query.get("$skiptoken", "0") or 0)
-        items = sorted(self.of_blueprint(caller), key=lambda found: found.id)
+        visible = [found for found in self.of_blueprint(caller) if not self._lagging(found)]
+        items = sorted(visible, key=lambda found: found.id)
         page = items[start : start + int(top)]
         body: dict[str, Any] = {"@odata.context": self._context(), "value": [found.body for found in page]}
         if start + int(top) < len(items):

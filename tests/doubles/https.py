@@ -35,6 +35,11 @@ class Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # No answer at all: hold the connection open until this is set (or WITHHOLD_MAX passes), then drop it.
+    withheld: threading.Event | None = None
+
+
+WITHHOLD_MAX = 60.0
 
 
 Handler = Callable[[Request], Response]
@@ -54,6 +59,10 @@ def _handler_class(handle: Handler) -> type[BaseHTTPRequestHandler]:
                 response = handle(request)
             except Exception as error:  # a bug in the double: say so loudly rather than hang the client
                 response = Response(500, {"error": {"code": "DoubleBug", "message": repr(error)}})
+            if response.withheld is not None:
+                response.withheld.wait(WITHHOLD_MAX)
+                self.close_connection = True  # the client sees the connection close with no answer
+                return
             payload = b"" if response.body is None else json.dumps(response.body).encode()
             self.send_response(response.status)
             for name, value in response.headers.items():
@@ -74,6 +83,7 @@ def _handler_class(handle: Handler) -> type[BaseHTTPRequestHandler]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # a withheld answer must not hold up the shutdown
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer (a killed controller, say) is no error of the double's."""

@@ -202,7 +202,7 @@ def test_install_with_the_defaults_stores_every_object(release: Release, control
         "ClusterRoleBinding": 4,
         "Role": 2,  # the self-managed certificate's Secret, the controller's Lease
         "RoleBinding": 2,
-        "Service": 1,
+        "Service": 2,  # the webhook's, and the controller's headless one for scraping
         "Deployment": 2,
         "PodDisruptionBudget": 2,
         "MutatingWebhookConfiguration": 1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -22,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Doubles
 from tests.doubles.entra import FederatedCredential
@@ -31,8 +33,10 @@ from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from tests.e2e.test_injection import container, env_of, eventually, injected, layout, pod
 from tests.e2e.test_operations import MANIFESTS, build
 from tests.processes import DIE_WITH_PARENT
-from tests.servers import Served
-from webhook.controller.provision import CRASH_AFTER_CREATE
+from tests.servers import Served, free_port
+from webhook.controller.kube import Kube
+from webhook.controller.settings import ControllerSettings
+from webhook.kubeapi import api_client
 
 SYSTEM = "entra-system"
 ACCOUNT = "entra-webhook-controller"
@@ -84,14 +88,28 @@ def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pyt
 class Running:
     process: subprocess.Popen[str]
     log: Path
+    url: str  # its /healthz, /readyz and /metrics
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample by name and labels."""
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(self.get("/metrics").text)
+            for sample in family.samples
+        }
+
 
 @contextlib.contextmanager
-def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Running]:
+    """`entra-webhook controller` for one namespace, as the manifests' service account; `flags` win."""
     log = cluster.workdir / f"controller-{namespace}-{next(_numbers)}.log"
+    port = free_port()
     command = [
         sys.executable, "-m", "webhook.cli", "controller",
         "--kubeconfig", str(cluster.kubeconfig),
@@ -109,6 +127,9 @@ def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = No
         "--resync-seconds", "30",
         "--replication-seconds", "30",
         "--log-level", "DEBUG",
+        "--metrics-host", "127.0.0.1",
+        "--metrics-port", str(port),
+        *flags,
     ]  # fmt: skip
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -116,11 +137,10 @@ def controller(cluster: Cluster, namespace: str, env: dict[str, str] | None = No
             stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
             preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
         )
     try:
-        yield Running(process, log)
+        yield Running(process, log, f"http://127.0.0.1:{port}")
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # a clean stop releases the Lease for the next test
@@ -170,11 +190,14 @@ def get(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None
     return body if status == 200 else None
 
 
+def condition(plane: ControlPlane, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    found = get(plane, namespace, name) or {}
+    return next((c for c in (found.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+
+
 def ready(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
     """The Ready condition, once there is one."""
-    found = get(plane, namespace, name) or {}
-    conditions = (found.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == "Ready"), None)
+    return condition(plane, namespace, name, "Ready")
 
 
 def wait_ready(plane: ControlPlane, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -297,45 +320,214 @@ def test_deleting_deletes_in_entra_with_delete_and_keeps_it_with_retain(cluster:
     assert [found.id for found in graph.of_blueprint(app_id)] == [kept]
 
 
-def test_a_controller_killed_between_create_and_status_write_makes_no_duplicate(
+def killed_while_creating(cluster: Cluster, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
+    """Start a controller, let Graph store its create but never answer it, and SIGKILL it while it waits.
+
+    Returns the id Graph gave the identity and the resource as the killed controller left it.
+    """
+    graph = cluster.doubles.graph
+    withheld = len(graph.withheld)
+    with controller(cluster, namespace) as crashing:
+        eventually(lambda: len(graph.withheld) > withheld, timeout=30)
+        assert crashing.process.poll() is None  # blocked in its create call: the answer is withheld
+        crashing.process.send_signal(signal.SIGKILL)
+        assert crashing.process.wait(timeout=10) == -signal.SIGKILL
+    found = get(cluster.plane, namespace, name)
+    assert found is not None
+    return graph.withheld[-1], found
+
+
+def test_edited_sponsors_are_applied_and_a_bad_one_leaves_the_identity_ready_but_not_synced(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "steady"))
+    with controller(cluster, namespace):
+        client_id = wait_ready(plane, namespace, "steady")["status"]["clientId"]
+        missing = str(uuid.uuid4())  # no such user in the tenant
+        apply(plane, resource("AgentIdentity", namespace, "steady", {
+            "blueprint": "sales", "sponsors": [{"kind": "User", "id": missing}],
+        }))  # fmt: skip
+        synced = eventually(lambda: (c := condition(plane, namespace, "steady", "Synced")) and c["status"] == "False"
+                            and c)  # fmt: skip
+        assert synced["reason"] == "Request_ResourceNotFound"
+        assert "a sponsor does not exist: check the user and group object ids in spec.sponsors" in synced["message"]
+        ready_now = ready(plane, namespace, "steady")
+        assert ready_now is not None
+        assert (ready_now["status"], ready_now["reason"]) == ("True", "Provisioned")  # Pods still get it
+        stored = eventually(lambda: _injected(plane, named(namespace, "steady")), timeout=20)
+        assert env_of(container(stored, "app"))["AGENT_IDENTITY_APP_ID"] == client_id
+
+        group = cluster.doubles.group()
+        apply(plane, resource("AgentIdentity", namespace, "steady", {
+            "blueprint": "sales", "sponsors": [{"kind": "Group", "id": group}],
+        }))  # fmt: skip
+        eventually(lambda: (c := condition(plane, namespace, "steady", "Synced")) and c["status"] == "True")
+    (only,) = graph.of_blueprint(app_id)
+    assert (only.id, only.sponsors) == (client_id, [group])  # the group added first, then the user removed
+
+
+def test_a_deletion_stuck_on_a_deleted_blueprint_is_released_by_switching_to_retain(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "stuck"))
+    with controller(cluster, namespace):
+        client_id = wait_ready(plane, namespace, "stuck")["status"]["clientId"]
+        plane.kubectl("delete", "agentblueprint", "sales", "-n", namespace)
+        plane.kubectl("delete", "agentidentity", "stuck", "-n", namespace, "--wait=false")
+        refused = wait_reason(plane, namespace, "stuck", "BlueprintNotFound")
+        assert refused["message"].startswith("cannot delete the agent identity in Entra: ")
+        retain = refused["message"].split("or keep it in Entra: ", 1)[1].split("; or delete it yourself", 1)[0]
+        plane.kubectl(*shlex.split(retain)[1:])  # what the condition says
+        eventually(lambda: get(plane, namespace, "stuck") is None)
+    assert [found.id for found in graph.of_blueprint(app_id)] == [client_id]  # retained, as asked
+
+
+def test_an_identity_deleted_before_anything_was_created_needs_no_blueprint(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    apply(plane, managed(cluster, namespace, "never"))  # its blueprint "sales" does not exist
+    before = len(cluster.doubles.graph.requests)
+    with controller(cluster, namespace) as running:
+        wait_reason(plane, namespace, "never", "BlueprintNotFound")
+        plane.kubectl("delete", "agentidentity", "never", "-n", namespace, "--wait=false")
+        eventually(lambda: get(plane, namespace, "never") is None, timeout=20)
+    assert "deleted before any identity was created for it in Entra" in running.logs()
+    assert cluster.doubles.graph.requests[before:] == []
+
+
+def test_a_controller_killed_while_its_create_is_unanswered_makes_no_duplicate(
     cluster: Cluster, namespace: str
 ) -> None:
     plane, graph = cluster.plane, cluster.doubles.graph
     app_id = workload_blueprint(cluster, namespace)
     apply(plane, managed(cluster, namespace, "crash"))
-    with controller(cluster, namespace, env={CRASH_AFTER_CREATE: "1"}) as crashing:
-        assert crashing.process.wait(timeout=30) == 86
-    assert len(graph.of_blueprint(app_id)) == 1
-    found = get(plane, namespace, "crash")
-    assert found is not None
-    assert "clientId" not in (found.get("status") or {})  # created in Entra, but never recorded
+    with graph.faulty(withhold_creates=1):
+        created, left = killed_while_creating(cluster, namespace, "crash")
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    status = left["status"]
+    assert "clientId" not in status  # created in Entra, never recorded
+    assert status["pendingCreate"]["marker"] == f"entra-webhook:e2e:{left['metadata']['uid']}"
+    assert (status["conditions"][0]["status"], status["conditions"][0]["reason"]) == ("False", "Creating")
     with controller(cluster, namespace) as restarted:
         found = wait_ready(plane, namespace, "crash")
-        assert "found" in restarted.logs()
+    assert f"by its marker: {created} (no new one created)" in restarted.logs()
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    assert found["status"]["clientId"] == created
+    assert "pendingCreate" not in found["status"]
+
+
+def test_after_a_crash_a_create_that_entra_does_not_list_yet_is_waited_for_not_repeated(
+    cluster: Cluster, namespace: str, record_property: Any
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "late"))
+    lag = 8.0  # longer than the restarted replica takes to lead (the killed one's Lease runs out first)
+    with graph.faulty(withhold_creates=1, list_lag_seconds=lag):
+        created, _ = killed_while_creating(cluster, namespace, "late")
+        made = graph.identities[created].created
+        with controller(cluster, namespace) as restarted:
+            found = wait_ready(plane, namespace, "late", timeout=lag + 30)
+            seconds = time.time() - made
+    record_property("seconds_from_lost_create_to_ready", round(seconds, 2))
+    print(f"lost create listed after {lag:.0f}s of lag; Ready {seconds:.2f}s after the create")
+    assert seconds >= lag
+    (waited,) = [e for e in events(plane, namespace, "Creating") if "lists lag creates" in e["message"]]
+    assert waited["type"] == "Normal"
+    assert (
+        "has no answer on record and Entra does not list its identity yet (lists lag creates): waiting until"
+        in (waited["message"])
+    )
+    assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+    assert found["status"]["clientId"] == created
+    assert "pendingCreate" not in found["status"]
+    assert f"by its marker: {created} (no new one created)" in restarted.logs()
+
+
+def test_deleted_while_its_create_is_unanswered_and_unlisted_the_late_identity_is_deleted_too(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "brief"))
+    lag = 8.0
+    with graph.faulty(withhold_creates=1, list_lag_seconds=lag):
+        created, _ = killed_while_creating(cluster, namespace, "brief")
+        plane.kubectl("delete", "agentidentity", "brief", "-n", namespace, "--wait=false")
+        with controller(cluster, namespace):
+            eventually(lambda: get(plane, namespace, "brief") is None, timeout=lag + 30)
+        assert time.time() - graph.identities[created].created >= lag  # it waited for the list to show it
+    (waited,) = events(plane, namespace, "Deleting")
+    assert "waiting until" in waited["message"]
+    assert [found.id for found in graph.of_blueprint(app_id, deleted=True)] == [created]
+    assert graph.of_blueprint(app_id) == []
+
+
+def patch_status(plane: ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """What an admin or another writer does through the status subresource."""
+    code, body = plane.request("PATCH", IDENTITIES.format(ns=namespace) + f"/{name}/status", {"status": status},
+                               content_type="application/merge-patch+json")  # fmt: skip
+    assert code == 200, body
+
+
+def test_an_intent_whose_identity_never_appeared_is_created_again_once_its_window_has_passed(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "lost"))
+    found = get(plane, namespace, "lost")
+    assert found is not None
+    # A create lost on its way 90s ago; the window is --replication-seconds 30 plus the 30s create timeout.
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 90))
+    patch_status(plane, namespace, "lost", {"pendingCreate": {"marker": f"entra-webhook:e2e:{found['metadata']['uid']}",
+                                                              "since": since}})  # fmt: skip
+    with controller(cluster, namespace) as running:
+        found = wait_ready(plane, namespace, "lost")
+    assert "never showed up in Entra: creating again" in running.logs()
     (only,) = graph.of_blueprint(app_id)
     assert found["status"]["clientId"] == only.id
+
+
+def test_an_intent_is_written_only_over_the_resource_version_it_was_decided_on(
+    cluster: Cluster, namespace: str
+) -> None:
+    plane = cluster.plane
+    apply(plane, managed(cluster, namespace, "guarded"))
+    read = get(plane, namespace, "guarded")
+    assert read is not None
+    kube = Kube(api_client(cluster.kubeconfig, "the test's kubeconfig"))
+    intent = {"pendingCreate": {"marker": "entra-webhook:e2e:x", "since": "2026-01-01T00:00:00Z"}}
+    plane.kubectl("label", "agentidentity", "guarded", "-n", namespace, "changed=yes")  # someone wrote it since
+    with pytest.raises(ApiException) as refused:
+        kube.patch_status("AgentIdentity", namespace, "guarded", intent, read["metadata"]["resourceVersion"])
+    assert refused.value.status == 409
+    assert "status" not in (get(plane, namespace, "guarded") or {})
+    current = get(plane, namespace, "guarded")
+    assert current is not None
+    written = kube.patch_status("AgentIdentity", namespace, "guarded", intent, current["metadata"]["resourceVersion"])
+    assert written["status"] == intent
+    assert written["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
 
 
 def test_throttling_and_replication_delays_are_waited_out(cluster: Cluster, namespace: str) -> None:
     plane, graph = cluster.plane, cluster.doubles.graph
     app_id = workload_blueprint(cluster, namespace)
-    graph.faults.retry_after, graph.faults.replication_seconds = 1, 3.0
-    try:
-        with controller(cluster, namespace) as running:
-            graph.faults.throttle = 2
-            apply(plane, managed(cluster, namespace, "patient"))
-            first = wait_ready(plane, namespace, "patient")
-            eventually(lambda: "not readable yet (replication)" in running.logs(), timeout=20)
-            time.sleep(3.5)  # replication over: the next pass reads it and changes nothing
-            later = get(plane, namespace, "patient")
-            assert later is not None
-            assert later["status"]["conditions"] == first["status"]["conditions"]  # Ready never flapped
-            assert "graph retry" in running.logs()
-            assert ("GET", f"/v1.0/servicePrincipals/{first['status']['clientId']}/microsoft.graph.agentIdentity") in (
-                graph.requests
-            )
-    finally:
-        graph.faults.throttle, graph.faults.replication_seconds = 0, 0.0
+    with graph.faulty(retry_after=1, replication_seconds=3.0) as faults, controller(cluster, namespace) as running:
+        faults.throttle = 2
+        apply(plane, managed(cluster, namespace, "patient"))
+        first = wait_ready(plane, namespace, "patient")
+        eventually(lambda: "not readable yet (replication)" in running.logs(), timeout=20)
+        time.sleep(3.5)  # replication over: the next pass reads it and changes nothing
+        later = get(plane, namespace, "patient")
+        assert later is not None
+        assert later["status"]["conditions"] == first["status"]["conditions"]  # Ready never flapped
+        assert "graph retry" in running.logs()
+        read = ("GET", f"/v1.0/servicePrincipals/{first['status']['clientId']}/microsoft.graph.agentIdentity")
+        assert read in graph.requests
     assert len(graph.of_blueprint(app_id)) == 1
     assert events(plane, namespace, "NotFoundInEntra") == []
 
@@ -369,6 +561,58 @@ def test_of_two_replicas_one_leads_and_creates_and_the_other_takes_over_when_it_
         assert "leading" in standby.logs()
         assert _holder(plane) not in (None, holder)
         assert len(graph.of_blueprint(app_id)) == 2
+
+
+def samples(running: Running, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {labels: value for (found, labels), value in running.metrics().items() if found == name}
+
+
+def test_each_replica_serves_its_health_readiness_and_metrics(cluster: Cluster, namespace: str) -> None:
+    plane = cluster.plane
+    workload_blueprint(cluster, namespace)
+    with controller(cluster, namespace) as leader:
+        eventually(lambda: "leading" in leader.logs())
+        ready = eventually(lambda: (r := leader.get("/readyz")).status_code == 200 and r)
+        assert ready.json() == {"status": "ready", "detail": "leading, with agentblueprints and agentidentities listed"}
+        assert leader.get("/healthz").json() == {"status": "ok", "detail": "leading"}
+        apply(plane, managed(cluster, namespace, "observed"))
+        wait_ready(plane, namespace, "observed")
+        with controller(cluster, namespace) as standby:
+            eventually(lambda: "standing by" in standby.logs())
+            waiting = eventually(lambda: (r := standby.get("/readyz")).status_code == 200 and r)
+            assert waiting.json()["detail"].startswith("standing by (Lease held by ")
+            assert standby.get("/healthz").json() == {"status": "ok", "detail": "standing by"}
+            assert samples(standby, "entra_controller_leader") == {(): 0.0}
+            assert samples(standby, "entra_controller_reconciles_total") == {}
+        eventually(lambda: samples(leader, "entra_controller_agent_identities") == {
+            (("ready", "True"), ("reason", "Provisioned")): 1.0,
+        })  # fmt: skip
+        assert samples(leader, "entra_controller_leader") == {(): 1.0}
+        reconciles = samples(leader, "entra_controller_reconciles_total")
+        assert {dict(labels)["result"] for labels in reconciles} == {"success"}
+        assert {dict(labels)["reason"] for labels in reconciles if ("kind", "AgentIdentity") in labels} == {
+            "Provisioned"
+        }
+        graph = samples(leader, "entra_controller_graph_requests_total")
+        assert graph[(("method", "POST"), ("status", "201"))] == 1.0  # one create, and no other write
+        assert {dict(labels)["method"] for labels in graph} == {"GET", "POST"}
+        latency = samples(leader, "entra_controller_graph_request_duration_seconds_count")
+        assert sum(latency.values()) == sum(graph.values())
+        tokens = samples(leader, "entra_controller_token_acquisitions_total")
+        assert tokens[(("result", "issued"),)] == 1.0  # then MSAL's cache
+        assert set(tokens) <= {(("result", "issued"),), (("result", "cached"),)}
+        assert samples(leader, "entra_controller_watch_restarts_total") == {}
+        assert leader.get("/nothing").status_code == 404
+
+
+def test_the_manifests_probe_the_controller_where_it_serves(control_plane: ControlPlane) -> None:
+    (deployment,) = [d for d in build(control_plane, MANIFESTS) if d["metadata"]["name"] == ACCOUNT
+                     and d["kind"] == "Deployment"]  # fmt: skip
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port = ControllerSettings().metrics_port
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
 def test_a_blueprint_at_its_limit_says_so_and_what_to_do(cluster: Cluster, namespace: str) -> None:

@@ -263,7 +263,7 @@ def test_a_pod_naming_an_unknown_identity_is_denied_with_the_fix(control_plane: 
     assert 'admission webhook "namespace.inject.entra.io" denied the request' in error
     assert (
         f'pod "typo" in namespace "{namespace}": entra.io/agent-identity names "sales-agnt", but namespace '
-        f'"{namespace}" has no AgentIdentity of that name (have: sales-agent)'
+        f'"{namespace}" has no AgentIdentity of that name (have: research-agent, sales-agent)'
     ) in error
 
 

@@ -45,11 +45,16 @@ class Kube:
         )  # fmt: skip
         return updated
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: Json) -> Json:
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: Json, resource_version: str | None = None
+    ) -> Json:
+        """A merge patch of the status; with `resource_version`, 409 unless the object is still at it."""
+        patch: Json = {"status": status}
+        if resource_version is not None:
+            patch["metadata"] = {"resourceVersion": resource_version}
         updated: Json = self.objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status},
-            _content_type=MERGE, _request_timeout=TIMEOUT,
-        )  # fmt: skip
+            GROUP, VERSION, namespace, PLURALS[kind], name, patch, _content_type=MERGE, _request_timeout=TIMEOUT
+        )
         return updated
 
     def event(self, raw: Json, kind: str, reason: str, message: str, warning: bool) -> None:

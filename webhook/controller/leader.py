@@ -42,6 +42,18 @@ class Elector:
         self._observed: tuple[object, ...] | None = None
         self._observed_at = 0.0
         self._renewed_at = 0.0
+        self._reached_at: float | None = None  # the last time the Lease was read or written
+        self._holder: str | None = None
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether this replica reaches the Lease: a standby that cannot could not take over."""
+        if self._reached_at is None:
+            return False, f"has not reached Lease {self.namespace}/{self.name} yet"
+        ago = self.clock() - self._reached_at
+        if ago > max(self.lease_seconds, 3 * self.renew_seconds):
+            return False, f"has not reached Lease {self.namespace}/{self.name} for {ago:.0f}s"
+        role = "leading" if self._holder == self.identity else f"standing by (Lease held by {self._holder})"
+        return True, role
 
     def acquire(self, stopping: threading.Event) -> bool:
         """Block until this replica leads (True) or `stopping` is set (False)."""
@@ -80,7 +92,9 @@ class Elector:
         except OSError as error:
             log.warning("reading Lease %s/%s failed: %s", self.namespace, self.name, error)
             return None
+        self._reached_at = self.clock()
         spec = lease.spec or client.V1LeaseSpec()
+        self._holder = spec.holder_identity
         record = (spec.holder_identity, spec.renew_time, spec.lease_transitions)
         if record != self._observed:
             self._observed, self._observed_at = record, self.clock()
@@ -101,7 +115,8 @@ class Elector:
         except (ApiException, OSError) as error:
             log.info("Lease %s/%s not taken: %s", self.namespace, self.name, getattr(error, "status", error))
             return holder if holder != self.identity else None
-        self._renewed_at = self.clock()
+        self._renewed_at = self._reached_at = self.clock()
+        self._holder = self.identity
         return self.identity
 
     def release(self) -> None:
@@ -130,5 +145,6 @@ class Elector:
         except (ApiException, OSError) as error:
             log.info("Lease %s/%s not created: %s", self.namespace, self.name, getattr(error, "status", error))
             return None
-        self._renewed_at = self.clock()
+        self._renewed_at = self._reached_at = self.clock()
+        self._holder = self.identity
         return self.identity

@@ -84,9 +84,19 @@ class WorkQueue:
             return len(self._due)
 
 
+def _ignore(*args: str) -> None:
+    del args
+
+
 class Controller:
     def __init__(
-        self, api: client.ApiClient, settings: ControllerSettings, provisioner: Provisioner, kube: Kube
+        self,
+        api: client.ApiClient,
+        settings: ControllerSettings,
+        provisioner: Provisioner,
+        kube: Kube,
+        on_reconcile: Callable[[str, str, str], None] = _ignore,  # kind, result, reason
+        on_watch_restart: Callable[[str, str], None] = _ignore,  # resource, reason
     ) -> None:
         self.settings = settings
         self.provisioner = provisioner
@@ -94,10 +104,14 @@ class Controller:
         self.objects = client.CustomObjectsApi(api)
         self.queue = WorkQueue()
         self.stopping = threading.Event()
+        self.on_reconcile = on_reconcile
+        self.on_watch_restart = on_watch_restart
         self._cache: dict[str, dict[tuple[str, str], Json]] = {IDENTITY: {}, BLUEPRINT: {}}
+        self._listed: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[Key, int] = {}
         self._followers: list[Follower] = []
+        self._threads: list[threading.Thread] = []
         self._issuer: str | None = settings.issuer
 
     # -- watching ----------------------------------------------------------------------------
@@ -107,14 +121,29 @@ class Controller:
             follower = Follower(
                 PLURALS[kind],
                 self._list_call(kind),
-                functools.partial(self._listed, kind),
+                functools.partial(self._on_list, kind),
                 functools.partial(self._event, kind),
+                functools.partial(self._watch_restarted, kind),
                 hint_404=" (are the CRDs installed? kubectl apply -k manifests/)",
             )
             self._followers.append(follower)
-            follower.start()
+            self._threads.append(follower.start())
         for index in range(self.settings.workers):
-            threading.Thread(target=self._work, name=f"reconcile-{index}", daemon=True).start()
+            worker = threading.Thread(target=self._work, name=f"reconcile-{index}", daemon=True)
+            worker.start()
+            self._threads.append(worker)
+
+    def stopped_threads(self) -> list[str]:
+        """Watch and worker threads that ended although nothing asked them to (a liveness failure)."""
+        return [] if self.stopping.is_set() else [thread.name for thread in self._threads if not thread.is_alive()]
+
+    def unlisted(self) -> list[str]:
+        """The kinds not listed yet (readiness waits for both)."""
+        with self._lock:
+            return [PLURALS[kind] for kind in (BLUEPRINT, IDENTITY) if kind not in self._listed]
+
+    def identity_counts(self) -> dict[tuple[str, str], int]:
+        return reconcile.ready_counts(self._snapshot(IDENTITY).values())
 
     def stop(self) -> None:
         self.stopping.set()
@@ -128,11 +157,16 @@ class Controller:
             )
         return functools.partial(self.objects.list_cluster_custom_object, GROUP, VERSION, PLURALS[kind])
 
-    def _listed(self, kind: str, items: list[Json]) -> None:
+    def _on_list(self, kind: str, items: list[Json]) -> None:
         with self._lock:
             self._cache[kind] = {_key(raw): raw for raw in items}
+            self._listed.add(kind)
         for raw in items:
             self._changed(kind, raw)
+
+    def _watch_restarted(self, kind: str, reason: str, error: Exception | None) -> None:
+        del error  # the follower logged it
+        self.on_watch_restart(PLURALS[kind], reason)
 
     def _event(self, kind: str, type_: str, raw: Json) -> None:
         with self._lock:
@@ -171,43 +205,51 @@ class Controller:
             if key is None:
                 return
             try:
-                self._handle(key)
-            except Retry:
-                self._retry(key)
+                reason = self._handle(key)
+            except Retry as retry:
+                self.on_reconcile(key[0], "retry", retry.reason)
+                self._retry(key, retry.after)
             except ApiException as error:
                 if error.status != 409:  # a conflict just means: read again
                     log.warning("reconcile of %s/%s failed: %s %s", key[1], key[2], error.status, error.reason)
+                self.on_reconcile(key[0], "error", "Conflict" if error.status == 409 else f"API{error.status}")
                 self._retry(key)
             except Exception:
                 log.exception("reconcile of %s %s/%s failed", *key)
+                self.on_reconcile(key[0], "error", "InternalError")
                 self._retry(key)
             else:
+                self.on_reconcile(key[0], "success", reason)
                 self._failures.pop(key, None)
                 self.queue.add(key, self.settings.resync_seconds * random.uniform(0.9, 1.1))
             finally:
                 self.queue.done(key)
 
-    def _retry(self, key: Key) -> None:
+    def _retry(self, key: Key, after: float | None = None) -> None:
+        """After `after` seconds when the failure says (Retry-After, a create being waited for), else a backoff."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
+        if after is not None:
+            self.queue.add(key, after * random.uniform(1.0, 1.2))
+            return
         delay = min(self.settings.backoff_seconds * 2 ** (failures - 1), self.settings.backoff_max_seconds)
         self.queue.add(key, delay * random.uniform(0.8, 1.2))
 
-    def _handle(self, key: Key) -> None:
+    def _handle(self, key: Key) -> str:
+        """What was found or done, for the reconcile metric."""
         kind, namespace, name = key
         raw = self._snapshot(kind).get((namespace, name))
         if raw is None:
-            return
+            return "Gone"
         if kind == IDENTITY:
-            self.provisioner.reconcile(_copy(raw), self.blueprint_of)
-        else:
-            self._blueprint_status(raw)
+            return self.provisioner.reconcile(_copy(raw), self.blueprint_of)
+        return self._blueprint_status(raw)
 
-    def _blueprint_status(self, raw: Json) -> None:
+    def _blueprint_status(self, raw: Json) -> str:
         blueprint = self.blueprint_of(*_key(raw))
         if not isinstance(blueprint, AgentBlueprint) or blueprint.spec.credential is None:
-            return
+            return "NoCredential"
         if blueprint.spec.credential.workload_identity is None:
-            return
+            return "ClientSecret"
         if self._issuer is None:
             self._issuer = self.kube.issuer()
         identities = [
@@ -229,11 +271,12 @@ class Controller:
             self.provisioner.now(),
         )  # fmt: skip
         if status.get("federatedCredentials") == credentials and status.get("conditions") == conditions:
-            return
+            return reason
         self.kube.patch_status(BLUEPRINT, blueprint.ref.namespace, blueprint.ref.name,
                                {"federatedCredentials": credentials, "conditions": conditions})  # fmt: skip
         if not fits:
             self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", message, warning=True)
+        return reason
 
 
 def _key(raw: Json) -> tuple[str, str]:

@@ -2,7 +2,10 @@
 
 1. Our finalizer first, so a deletion always comes back to us.
 2. The id: `spec.clientId` (adoption), else `status.clientId`, else an object carrying our marker tag
-   (a create whose status write never happened), else a create, whose id goes to the status at once.
+   (a create whose answer was never recorded), else a create. Before the create is sent, the intent
+   (`status.pendingCreate`: marker and time) is written, guarded by the resourceVersion we read; the
+   id goes to the status at once, clearing the intent in the same write. An intent whose identity
+   Entra does not list yet (its lists lag its creates) is waited for before a second create is risked.
 3. Display name, marker and sponsors brought in line with the spec.
 4. On deletion: delete in Entra (`deletionPolicy: Delete`) or leave it (`Retain`), then the finalizer.
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from webhook.controller import reconcile
 from webhook.controller.graph import BlueprintGraph, Graph, GraphError
 from webhook.controller.kube import Kube, SecretUnavailable
-from webhook.controller.reconcile import FINALIZER
+from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
 from webhook.models import (
@@ -41,18 +43,24 @@ from webhook.models import (
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-# Test-only: exit right after Graph answered a create, before the status write (the e2e crash test).
-CRASH_AFTER_CREATE = "ENTRA_CONTROLLER_TEST_CRASH_AFTER_CREATE"
+BlueprintOf = Callable[[str, str], ConfigObject | None]
 
 
 class Retry(Exception):
-    """Reported in the status already; try again after a backoff."""
+    """Reported in the status already; try again after a backoff, or after `after` seconds."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
 
 
 @dataclass(frozen=True)
 class Failure(Exception):
     reason: str
     message: str
+    after: float | None = None  # what Graph asked for (Retry-After)
+    forget_intent: bool = False  # a create refused outright: nothing to wait for
 
 
 class Provisioner:
@@ -72,7 +80,13 @@ class Provisioner:
         self.controller_account = controller_account
         self.now = now
 
-    def reconcile(self, raw: Json, blueprint_of: Callable[[str, str], ConfigObject | None]) -> None:
+    @property
+    def create_window(self) -> float:
+        """How long an unanswered create may take to show in Entra's list, counted from its intent."""
+        return self.settings.http_timeout_seconds + self.settings.replication_seconds
+
+    def reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
+        """One pass; returns what it found or did (for metrics), or raises `Retry`."""
         parsed = parse_object({"apiVersion": "entra.io/v1alpha1", "kind": IDENTITY, **raw})
         metadata = raw["metadata"]
         finalizers = list(metadata.get("finalizers") or [])
@@ -81,58 +95,49 @@ class Provisioner:
             if deleting and FINALIZER in finalizers:
                 log.warning("%s deleted while invalid: its Entra identity is left as it is", parsed.ref)
                 self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
-            elif not deleting and (FINALIZER in finalizers or (raw.get("spec") or {}).get("sponsors")):
+                return "Released"
+            if not deleting and (FINALIZER in finalizers or (raw.get("spec") or {}).get("sponsors")):
                 self._report(raw, False, "InvalidSpec", parsed.message)
                 raise Retry("InvalidSpec")
-            return
+            return "Invalid"
         assert isinstance(parsed, AgentIdentity)
-        if deleting or not parsed.spec.managed:
-            if FINALIZER in finalizers:  # deleted, or no longer managed (its Entra object is left as it is)
-                if deleting:
-                    self._delete_in_entra(raw, parsed, blueprint_of)
-                self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
-            return
-        if FINALIZER not in finalizers:
-            raw = self.kube.set_finalizers(raw, [*finalizers, FINALIZER])
         try:
-            self._provision(raw, parsed, blueprint_of)
+            if deleting or not parsed.spec.managed:
+                if FINALIZER not in finalizers:
+                    return "Unmanaged"
+                # deleted, or no longer managed (its Entra object is left as it is)
+                outcome = self._delete_in_entra(raw, parsed, blueprint_of) if deleting else "Released"
+                self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
+                return outcome
+            if FINALIZER not in finalizers:
+                raw = self.kube.set_finalizers(raw, [*finalizers, FINALIZER])
+            return self._provision(raw, parsed, blueprint_of)
         except Failure as failure:
-            self._report(raw, False, failure.reason, failure.message)
-            raise Retry(failure.reason) from None
+            extra = {PENDING: None} if failure.forget_intent else None
+            # An identity Pods can use stays Ready while only keeping it in line with the spec fails
+            # (Graph or the token endpoint down, a sponsor that does not exist): the sidecar needs
+            # the blueprint's credential and this id, not the controller.
+            usable = self._usable(raw, parsed) and failure.reason not in UNUSABLE
+            self._report(raw, False, failure.reason, failure.message, extra=extra, only_synced=usable)
+            raise Retry(failure.reason, failure.after) from None
 
     # -- provisioning ------------------------------------------------------------------------
 
-    def _provision(
-        self, raw: Json, identity: AgentIdentity, blueprint_of: Callable[[str, str], ConfigObject | None]
-    ) -> None:
+    def _provision(self, raw: Json, identity: AgentIdentity, blueprint_of: BlueprintOf) -> str:
         blueprint = self._blueprint(identity, blueprint_of)
         graph = self._graph(blueprint)
         app_id = str(blueprint.spec.client_id)
         tag = reconcile.marker(self.settings.cluster_name, str(raw["metadata"]["uid"]))
         status = reconcile.status_of(raw)
         known = identity.spec.client_id or identity.status.client_id
-        current: Json | None = None
         if known:
             current = self._call(graph.get, known)
             if current is None:
                 self._missing(raw, known, identity)
-                return
         else:
-            marked = reconcile.find_marked(self._call(lambda: list(graph.list_for_blueprint(app_id))), tag)
-            if marked:
-                current = marked[0]
-                log.info("found %s in Entra by its marker: %s (no new one created)", identity.ref, current["id"])
-                self._write(raw, str(current["id"]), True, "Provisioned", self._ready_message(current, app_id))
-            else:
-                created = self._call(
-                    graph.create, reconcile.create_body(identity, app_id, tag, self.settings.graph_url)
-                )
-                if os.environ.get(CRASH_AFTER_CREATE) == "1":
-                    os._exit(86)
-                log.info("created %s in Entra: %s", identity.ref, created.get("id"))
-                self._write(raw, str(created["id"]), True, "Provisioned", self._ready_message(created, app_id))
-                self.kube.event(raw, IDENTITY, "Provisioned", self._ready_message(created, app_id), warning=False)
-                return  # the next pass (our own status write wakes it) checks sponsors and name
+            current = self._find_or_create(raw, identity, graph, app_id, tag)
+            if current is None:
+                return "Provisioned"  # the next pass (our own status write wakes it) checks sponsors and name
         if current.get("agentIdentityBlueprintId") != app_id:
             raise Failure(
                 "NotOfBlueprint",
@@ -152,6 +157,68 @@ class Provisioner:
         reason = "Adopted" if identity.spec.client_id else "Provisioned"
         if wanted or status.get("clientId") != object_id or not self._is_ready(raw, reason):
             self._write(raw, object_id, True, reason, self._ready_message(current, app_id))
+        return reason
+
+    def _find_or_create(
+        self, raw: Json, identity: AgentIdentity, graph: BlueprintGraph, app_id: str, tag: str
+    ) -> Json | None:
+        """The identity a create made for this resource before, or None after creating it now."""
+        intent = reconcile.intent_of(reconcile.status_of(raw))
+        listed = self._call(lambda: list(graph.list_for_blueprint(app_id)))
+        step = reconcile.create_step(intent, listed, tag, self.now(), self.create_window)
+        if isinstance(step, reconcile.Found):
+            found = step.identity
+            log.info("found %s in Entra by its marker: %s (no new one created)", identity.ref, found["id"])
+            self._write(raw, str(found["id"]), True, "Provisioned", self._ready_message(found, app_id))
+            return found
+        if isinstance(step, reconcile.Wait):
+            until = step.until.strftime(reconcile.TIME_FORMAT)
+            message = (
+                f"a create sent at {step.intent.since.strftime(reconcile.TIME_FORMAT)} has no answer on record and "
+                f"Entra does not list its identity yet (lists lag creates): waiting until {until} before creating "
+                "again, so that no duplicate is made"
+            )
+            self._report(raw, False, "Creating", message, warning=False, guard=True)
+            raise Retry("Creating", step.recheck)
+        if step.expired is not None:
+            log.warning("%s: the create intended at %s never showed up in Entra: creating again", identity.ref,
+                        step.expired.since.strftime(reconcile.TIME_FORMAT))  # fmt: skip
+        self._intend(raw, tag)
+        try:
+            created = graph.create(reconcile.create_body(identity, app_id, tag, self.settings.graph_url))
+        except GraphError as error:
+            failure = self._graph_failure(error)
+            if error.outcome_unknown:
+                raise Failure(
+                    failure.reason,
+                    f"{failure.message}; the identity may have been created anyway: the controller looks for it "
+                    "before it creates again",
+                    failure.after,
+                ) from None
+            raise Failure(failure.reason, failure.message, failure.after, forget_intent=True) from None
+        log.info("created %s in Entra: %s", identity.ref, created.get("id"))
+        self._write(raw, str(created["id"]), True, "Provisioned", self._ready_message(created, app_id))
+        self.kube.event(raw, IDENTITY, "Provisioned", self._ready_message(created, app_id), warning=False)
+        return None
+
+    def _intend(self, raw: Json, tag: str) -> None:
+        """Record the create before sending it, guarded by the resourceVersion we read.
+
+        If anything wrote the resource since (another replica, or our cache is behind), the API
+        server answers 409 and nothing is created; the loop reads again. A 200 confirms the intent.
+        """
+        intent = {PENDING: reconcile.intent_status(tag, self.now())}
+        if self._condition(raw):  # kept as it is: a retried create must not flap it or repeat its Event
+            self._patch(raw, intent, guard=True)
+        else:
+            message = f"creating the agent identity in Entra (marker {tag})"
+            self._write(raw, None, False, "Creating", message, extra=intent, guard=True)
+        if reconcile.intent_of(reconcile.status_of(raw)) is None:
+            raise Failure(
+                "CRDOutdated",
+                "the API server dropped status.pendingCreate, so the AgentIdentity CRD predates this controller: "
+                "apply this version's CRDs (kubectl apply -k manifests/); nothing is created until then",
+            )
 
     def _missing(self, raw: Json, known: str, identity: AgentIdentity) -> None:
         """Not found: right after a create that is replication; later, someone deleted it."""
@@ -176,25 +243,28 @@ class Provisioner:
         return f"agent identity {obj.get('id')} ({obj.get('displayName')}) exists in Entra under blueprint {app_id}"
 
     def _is_ready(self, raw: Json, reason: str) -> bool:
-        status = reconcile.status_of(raw)
-        generation = raw["metadata"].get("generation")
-        for condition in status.get("conditions") or []:
-            if isinstance(condition, dict) and condition.get("type") == READY:
-                return bool(
-                    condition.get("status") == "True"
-                    and condition.get("reason") == reason
-                    and condition.get("observedGeneration") == generation
-                )
-        return False
+        """Ready and Synced, for this reason and generation."""
+        return all(
+            condition.get("status") == "True"
+            and condition.get("reason") == reason
+            and condition.get("observedGeneration") == raw["metadata"].get("generation")
+            for condition in (self._condition(raw), self._condition(raw, SYNCED))
+        )
+
+    def _usable(self, raw: Json, identity: AgentIdentity) -> bool:
+        recorded = identity.spec.client_id or reconcile.status_of(raw).get("clientId")
+        return bool(recorded) and self._condition(raw).get("status") == "True"
 
     # -- deletion ----------------------------------------------------------------------------
 
-    def _delete_in_entra(
-        self, raw: Json, identity: AgentIdentity, blueprint_of: Callable[[str, str], ConfigObject | None]
-    ) -> None:
+    def _delete_in_entra(self, raw: Json, identity: AgentIdentity, blueprint_of: BlueprintOf) -> str:
         if not identity.spec.managed or identity.spec.deletion_policy == "Retain":
             log.info("%s deleted; its Entra identity is retained (%s)", identity.ref, identity.client_id)
-            return
+            return "Retained"
+        intent = reconcile.intent_of(reconcile.status_of(raw))
+        if identity.client_id is None and intent is None:  # every create is preceded by its intent
+            log.info("%s deleted before any identity was created for it in Entra", identity.ref)
+            return "Deleted"
         try:
             blueprint = self._blueprint(identity, blueprint_of)
             graph = self._graph(blueprint)
@@ -202,24 +272,34 @@ class Provisioner:
             doomed = {identity.client_id} if identity.client_id else set()
             if not identity.spec.client_id:  # also what a create left behind before its status write
                 listed = self._call(lambda: list(graph.list_for_blueprint(str(blueprint.spec.client_id))))
-                doomed |= {str(found["id"]) for found in reconcile.find_marked(listed, tag)}
+                step = reconcile.create_step(intent, listed, tag, self.now(), self.create_window)
+                if isinstance(step, reconcile.Wait) and not doomed:
+                    message = (
+                        "deleted while a create's answer is missing and Entra does not list its identity yet: "
+                        f"waiting until {step.until.strftime(reconcile.TIME_FORMAT)} so that it is deleted too"
+                    )
+                    self._report(raw, False, "Deleting", message, warning=False, guard=True)
+                    raise Retry("Deleting", step.recheck)
+                markers = [tag, *([intent.marker] if intent else [])]
+                doomed |= {str(found["id"]) for found in reconcile.find_marked(listed, *markers)}
             for object_id in sorted(i for i in doomed if i):
                 self._call(graph.delete, object_id)
                 log.info("%s deleted; deleted %s in Entra (restorable for 30 days)", identity.ref, object_id)
         except Failure as failure:
+            ref = f"agentidentity {identity.ref.name} -n {identity.ref.namespace}"
             message = (
-                f"cannot delete the agent identity in Entra: {failure.message}. Fix that, or delete it yourself and "
-                f"remove the finalizer: kubectl patch agentidentity {identity.ref.name} -n {identity.ref.namespace} "
-                """--type=merge -p '{"metadata":{"finalizers":null}}'"""
+                f"cannot delete the agent identity in Entra: {failure.message}. Fix that; or keep it in Entra: "
+                f"""kubectl patch {ref} --type=merge -p '{{"spec":{{"deletionPolicy":"Retain"}}}}'; or delete it """
+                f"""yourself and remove the finalizer: kubectl patch {ref} --type=merge """
+                """-p '{"metadata":{"finalizers":null}}'"""
             )
             self._report(raw, False, failure.reason, message)
-            raise Retry(failure.reason) from None
+            raise Retry(failure.reason, failure.after) from None
+        return "Deleted"
 
     # -- the blueprint and its credential ----------------------------------------------------
 
-    def _blueprint(
-        self, identity: AgentIdentity, blueprint_of: Callable[[str, str], ConfigObject | None]
-    ) -> AgentBlueprint:
+    def _blueprint(self, identity: AgentIdentity, blueprint_of: BlueprintOf) -> AgentBlueprint:
         found = blueprint_of(identity.ref.namespace, identity.spec.blueprint)
         if found is None:
             raise Failure(
@@ -274,43 +354,79 @@ class Provisioner:
         try:
             return function(*args)
         except GraphError as error:
-            raise Failure(error.code, f"Graph answered {error.status} {error.code}: {error.message} "
-                          f"({reconcile.graph_advice(error.code)})") from None  # fmt: skip
+            raise self._graph_failure(error) from None
         except TokenError as error:
             raise Failure(error.code, f"{error.message} ({reconcile.token_advice(error.code)})") from None
 
+    def _graph_failure(self, error: GraphError) -> Failure:
+        answered = f"Graph answered {error.status} {error.code}" if error.status else f"no answer ({error.code})"
+        return Failure(
+            error.code, f"{answered}: {error.message} ({reconcile.graph_advice(error.code)})", error.retry_after
+        )
+
     # -- status and Events -------------------------------------------------------------------
 
-    def _write(self, raw: Json, client_id: str | None, ready: bool, reason: str, message: str) -> None:
+    def _write(
+        self,
+        raw: Json,
+        client_id: str | None,
+        ready: bool,
+        reason: str,
+        message: str,
+        extra: Json | None = None,
+        guard: bool = False,
+        only_synced: bool = False,
+    ) -> None:
+        """A status merge patch of Ready and Synced (or only Synced); with `guard`, only if nothing wrote the
+        resource since we read it (else 409). Writing an id clears the intent in the same patch.
+        """
         metadata = raw["metadata"]
-        previous = reconcile.status_of(raw).get("conditions")
-        status: Json = {
-            "conditions": reconcile.conditions(
-                previous, READY, ready, reason, message, int(metadata.get("generation") or 0), self.now()
-            )
-        }
+        generation, now = int(metadata.get("generation") or 0), self.now()
+        conditions = reconcile.status_of(raw).get("conditions")
+        for kind in (SYNCED,) if only_synced else (READY, SYNCED):
+            conditions = reconcile.conditions(conditions, kind, ready, reason, message, generation, now)
+        status: Json = {"conditions": conditions, **(extra or {})}
         if client_id:
             status["clientId"] = client_id
-        updated = self.kube.patch_status(IDENTITY, metadata["namespace"], metadata["name"], status)
-        raw["status"] = updated.get("status", status)
+            status[PENDING] = None
+        self._patch(raw, status, guard)
+
+    def _patch(self, raw: Json, status: Json, guard: bool) -> None:
+        metadata = raw["metadata"]
+        version = metadata["resourceVersion"] if guard else None
+        updated = self.kube.patch_status(IDENTITY, metadata["namespace"], metadata["name"], status, version)
+        raw["status"] = updated.get("status", {k: v for k, v in status.items() if v is not None})
         raw["metadata"] = updated.get("metadata", metadata)
 
-    def _report(self, raw: Json, ready: bool, reason: str, message: str) -> None:
-        """Write the condition, and an Event when it is news (a new reason or message)."""
-        old = next(
-            (
-                c
-                for c in (reconcile.status_of(raw).get("conditions") or [])
-                if isinstance(c, dict) and c.get("type") == READY
-            ),
-            {},
-        )
+    def _condition(self, raw: Json, kind: str = READY) -> Json:
+        """The condition of this type we wrote last, or an empty one."""
+        conditions = reconcile.status_of(raw).get("conditions") or []
+        return next((c for c in conditions if isinstance(c, dict) and c.get("type") == kind), {})
+
+    def _report(
+        self,
+        raw: Json,
+        ready: bool,
+        reason: str,
+        message: str,
+        *,
+        warning: bool | None = None,
+        extra: Json | None = None,
+        guard: bool = False,
+        only_synced: bool = False,
+    ) -> None:
+        """Write the condition(s), and an Event when it is news (a new reason or message)."""
+        old = self._condition(raw, SYNCED if only_synced else READY)
         news = (old.get("reason"), old.get("message")) != (reason, reconcile.bounded(message))
         try:
-            self._write(raw, None, ready, reason, message)
+            self._write(raw, None, ready, reason, message, extra, guard, only_synced)
         except ApiException as error:
+            if guard and error.status == 409:
+                return  # what we read is out of date: the next pass reads again
             log.warning("could not write the status of %s/%s: %s", raw["metadata"].get("namespace"),
                         raw["metadata"].get("name"), error.status)  # fmt: skip
         if news:
-            log.warning("%s/%s: %s: %s", raw["metadata"].get("namespace"), raw["metadata"].get("name"), reason, message)
-            self.kube.event(raw, IDENTITY, reason, message, warning=not ready)
+            warning = not ready if warning is None else warning
+            name = f"{raw['metadata'].get('namespace')}/{raw['metadata'].get('name')}"
+            log.log(logging.WARNING if warning else logging.INFO, "%s: %s: %s", name, reason, message)
+            self.kube.event(raw, IDENTITY, reason, message, warning=warning)

@@ -25,6 +25,12 @@ Json = dict[str, Any]
 
 FINALIZER = "entra.io/agent-identity"
 MARKER_PREFIX = "entra-webhook:"
+PENDING = "pendingCreate"
+SYNCED = "Synced"  # Entra is in line with the spec; a failure here leaves a usable identity Ready
+# Failures that make a provisioned identity unusable for Pods, not merely out of sync.
+UNUSABLE = frozenset({"NotFoundInEntra", "NotOfBlueprint", "Authorization_RequestDenied"})
+RECHECK_MIN, RECHECK_MAX = 1.0, 30.0  # seconds between lists while waiting for a create to show
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_FEDERATED_CREDENTIALS = 20
 FEDERATED_FIT = "FederatedCredentialsFit"
 MESSAGE_LIMIT = 1000
@@ -54,10 +60,81 @@ def create_body(identity: AgentIdentity, blueprint_app_id: str, tag: str, graph_
     }
 
 
-def find_marked(objects: Iterable[Json], tag: str) -> list[Json]:
-    """Identities carrying our marker, oldest first (there is one unless someone copied the tag)."""
-    found = [obj for obj in objects if tag in (obj.get("tags") or [])]
+def find_marked(objects: Iterable[Json], *tags: str) -> list[Json]:
+    """Identities carrying one of our markers, oldest first (there is one unless someone copied the tag)."""
+    found = [obj for obj in objects if set(tags) & set(obj.get("tags") or [])]
     return sorted(found, key=lambda obj: (str(obj.get("createdDateTime") or ""), str(obj.get("id"))))
+
+
+# -- the intent to create, recorded before the create is sent --------------------------------
+
+
+@dataclass(frozen=True)
+class Intent:
+    """`status.pendingCreate`: a create about to be sent (or sent, its answer never recorded)."""
+
+    marker: str
+    since: dt.datetime
+
+
+def intent_status(tag: str, now: dt.datetime) -> Json:
+    return {"marker": tag, "since": now.strftime(TIME_FORMAT)}
+
+
+def intent_of(status: Mapping[str, Any]) -> Intent | None:
+    """The recorded intent, read leniently: a malformed one is none."""
+    value = status.get(PENDING)
+    if not isinstance(value, Mapping):
+        return None
+    marker, since = value.get("marker"), _time(value.get("since"))
+    if not isinstance(marker, str) or not marker.startswith(MARKER_PREFIX) or since is None:
+        return None
+    return Intent(marker, since)
+
+
+@dataclass(frozen=True)
+class Found:
+    """Entra lists an identity with our marker: it is ours, whatever the status says."""
+
+    identity: Json
+
+
+@dataclass(frozen=True)
+class Create:
+    """Nothing of ours exists. `expired`: an earlier intent whose identity never appeared in time."""
+
+    expired: Intent | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A create may have happened and Entra's list may not show it yet: list again after `recheck`."""
+
+    intent: Intent
+    recheck: float
+    until: dt.datetime  # then the create is taken never to have happened
+
+
+CreateStep = Found | Create | Wait
+
+
+def create_step(intent: Intent | None, listed: Iterable[Json], tag: str, now: dt.datetime, window: float) -> CreateStep:
+    """What to do about an identity with no id on record, from the intent and what Entra lists.
+
+    Graph's lists lag its creates (replication), so an intent whose identity is not listed yet is
+    waited for, for `window` seconds from when it was recorded, before a second create is risked.
+    """
+    marked = find_marked(listed, tag, *([intent.marker] if intent else []))
+    if marked:
+        return Found(marked[0])
+    if intent is None:
+        return Create()
+    elapsed = (now - intent.since).total_seconds()
+    left = window - elapsed
+    if left <= 0:
+        return Create(expired=intent)
+    recheck = min(max(RECHECK_MIN, elapsed / 2), RECHECK_MAX, left)
+    return Wait(intent, recheck, intent.since + dt.timedelta(seconds=window))
 
 
 @dataclass(frozen=True)
@@ -105,30 +182,52 @@ def conditions(
         "reason": reason,
         "message": bounded(message),
         "observedGeneration": generation,
-        "lastTransitionTime": since or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTransitionTime": since or now.strftime(TIME_FORMAT),
     }
     return [*kept, condition]
 
 
-def ready_since(status: object) -> dt.datetime | None:
-    """When Ready last became True, if it is True."""
+def ready_condition(status: object) -> Mapping[str, Any] | None:
     if not isinstance(status, Mapping) or not isinstance(status.get("conditions"), list):
         return None
-    for condition in status["conditions"]:
-        if isinstance(condition, Mapping) and condition.get("type") == READY and condition.get("status") == "True":
-            try:
-                return dt.datetime.strptime(str(condition.get("lastTransitionTime")), "%Y-%m-%dT%H:%M:%SZ").replace(
-                    tzinfo=dt.UTC
-                )
-            except ValueError:
-                return None
-    return None
+    found = [c for c in status["conditions"] if isinstance(c, Mapping) and c.get("type") == READY]
+    return found[-1] if found else None
+
+
+def ready_since(status: object) -> dt.datetime | None:
+    """When Ready last became True, if it is True."""
+    condition = ready_condition(status)
+    if condition is None or condition.get("status") != "True":
+        return None
+    return _time(condition.get("lastTransitionTime"))
+
+
+def _time(value: object) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
 
 
 def status_of(raw: Mapping[str, Any]) -> Json:
     """The status we wrote, or an empty one when it is missing or malformed."""
     value = raw.get("status")
     return value if isinstance(value, dict) else {}
+
+
+def ready_counts(raws: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    """Managed identities (those with sponsors) by their Ready condition's (status, reason)."""
+    counts: dict[tuple[str, str], int] = {}
+    for raw in raws:
+        spec = raw.get("spec")
+        if not isinstance(spec, Mapping) or not spec.get("sponsors"):
+            continue
+        ready = ready_condition(raw.get("status"))
+        key = ("Unknown", "NotReported")
+        if ready is not None:
+            key = (str(ready.get("status"))[:10], str(ready.get("reason") or "NoReason")[:80])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:

@@ -12,14 +12,17 @@ import socket
 import ssl
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from webhook import logs
 from webhook.controller.graph import Graph, Retrying
+from webhook.controller.health import HealthServer
 from webhook.controller.kube import Kube
 from webhook.controller.leader import Elector
 from webhook.controller.loop import Controller
+from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.provision import Provisioner
 from webhook.controller.settings import ControllerSettings, load_controller_settings
 from webhook.controller.tokens import Tokens
@@ -36,27 +39,26 @@ def run_controller(args: argparse.Namespace) -> int:
     api = api_client(settings.kubeconfig, "pass --kubeconfig, or run it in the cluster")
     if api is None:
         raise UsageError("needs the cluster API: run it in the cluster or pass --kubeconfig")
-    verify: ssl.SSLContext | bool = True
-    if settings.ca_file is not None:
-        try:
-            verify = ssl.create_default_context(cafile=str(settings.ca_file))
-        except (OSError, ssl.SSLError) as error:
-            raise UsageError(f"cannot use --ca-file {settings.ca_file}: {error}") from None
+    metrics = ControllerMetrics()
     graph = Graph(
         settings.graph_url,
-        verify,
+        _trust(settings),
         settings.http_timeout_seconds,
         Retrying(retry_after_max=settings.retry_after_max_seconds, backoff=settings.backoff_seconds),
+        observe=metrics.graph_request,
     )
     tokens = Tokens(
         settings.token_file,
         settings.authority_host,
         str(settings.ca_file) if settings.ca_file else True,
         settings.http_timeout_seconds,
+        observe=metrics.token,
     )
     kube = Kube(api)
     account = controller_account(settings)
-    controller = Controller(api, settings, Provisioner(kube, graph, tokens, settings, account), kube)
+    provisioner = Provisioner(kube, graph, tokens, settings, account)
+    controller = Controller(api, settings, provisioner, kube, metrics.reconciled, metrics.watch_restarted)
+    metrics.follow(controller.identity_counts, controller.queue.pending)
 
     stopping = threading.Event()
 
@@ -70,6 +72,8 @@ def run_controller(args: argparse.Namespace) -> int:
     elector = Elector(
         api, settings.lease_namespace, settings.lease_name, identity, settings.lease_seconds, settings.renew_seconds
     )
+    probes = Probes(elector, controller)
+    server = serve_probes(settings, probes, metrics)
     log.info(
         "controller starting",
         extra={
@@ -78,27 +82,99 @@ def run_controller(args: argparse.Namespace) -> int:
             "namespace": settings.namespace or "all",
             "cluster": settings.cluster_name,
             "service_account": ":".join(account),
+            "metrics": f"http://{settings.metrics_host}:{server.port}/metrics" if server else None,
         },
     )
-    if not elector.acquire(stopping):
-        return 0
+    metrics.leading(False)
+    try:
+        if not elector.acquire(stopping):
+            return 0
+        code = _lead(elector, controller, probes, metrics, stopping)
+        graph.close()
+        return code
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _lead(
+    elector: Elector, controller: Controller, probes: Probes, metrics: ControllerMetrics, stopping: threading.Event
+) -> int:
+    """Reconcile until stopped (0, the Lease released) or until the Lease is lost (1: restart as a standby)."""
+    metrics.leading(True)
     lost = threading.Event()
 
     def on_lost() -> None:
+        metrics.leading(False)
         lost.set()
         stopping.set()
 
-    threading.Thread(target=elector.keep, args=(stopping, on_lost), name="lease", daemon=True).start()
+    probes.keeper = threading.Thread(target=elector.keep, args=(stopping, on_lost), name="lease", daemon=True)
+    probes.keeper.start()
     controller.start()
+    probes.leading = True
     while not stopping.wait(1.0):
         pass
     controller.stop()
-    graph.close()
     if lost.is_set():
-        return 1  # the Deployment restarts it as a standby
+        return 1
     elector.release()
     log.info("controller stopped")
     return 0
+
+
+def _trust(settings: ControllerSettings) -> ssl.SSLContext | bool:
+    if settings.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(f"cannot use --ca-file {settings.ca_file}: {error}") from None
+
+
+@dataclass
+class Probes:
+    """Liveness and readiness of this replica, from what it holds in memory."""
+
+    elector: Elector
+    controller: Controller
+    leading: bool = False
+    keeper: threading.Thread | None = None
+
+    def alive(self) -> tuple[bool, str]:
+        """A standby is alive while it answers; a leader while its watches, workers and Lease renewal run."""
+        if not self.leading:
+            return True, "standing by"
+        stopped = self.controller.stopped_threads()
+        if self.keeper is not None and not self.keeper.is_alive() and not self.controller.stopping.is_set():
+            stopped.append(self.keeper.name)
+        if stopped:
+            return False, f"threads stopped: {', '.join(stopped)}"
+        return True, "leading"
+
+    def ready(self) -> tuple[bool, str]:
+        """A standby while it reaches the Lease (it could take over); a leader once both kinds are listed."""
+        if not self.leading:
+            return self.elector.healthy()
+        unlisted = self.controller.unlisted()
+        if unlisted:
+            return False, f"leading, but has not listed {' and '.join(unlisted)} yet"
+        return True, "leading, with agentblueprints and agentidentities listed"
+
+
+def serve_probes(settings: ControllerSettings, probes: Probes, metrics: ControllerMetrics) -> HealthServer | None:
+    if not settings.metrics_port:
+        return None
+    try:
+        server = HealthServer(settings.metrics_host, settings.metrics_port, probes.alive, probes.ready,
+                              metrics.registry)  # fmt: skip
+    except OSError as error:
+        raise UsageError(
+            f"cannot serve /healthz, /readyz and /metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"({error}): choose another --metrics-port, or 0 to turn them off"
+        ) from None
+    server.start()
+    return server
 
 
 def controller_account(settings: ControllerSettings) -> tuple[str, str]:

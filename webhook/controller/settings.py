@@ -55,9 +55,13 @@ class ControllerSettings(BaseModel):
     backoff_seconds: Seconds = 1.0  # first retry of a failed reconcile; doubles, with jitter
     backoff_max_seconds: Seconds = 300.0
     retry_after_max_seconds: Seconds = 60.0  # longest Retry-After honoured inside one call
-    replication_seconds: Seconds = 120.0  # a fresh identity that reads as missing is waited for this long
+    # How long Graph may take to show a fresh identity: reads that 404 after a create, and lists that
+    # do not show a create whose answer was lost (waited for this long past the create's timeout).
+    replication_seconds: Seconds = 180.0
     http_timeout_seconds: Seconds = 30.0
     workers: Annotated[int, Field(ge=1, le=16)] = 2
+    metrics_host: str = "0.0.0.0"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090  # /healthz, /readyz, /metrics; 0 turns it off
     issuer: HttpsUrl | None = None  # the service-account issuer (default: read from the API server)
     service_account: str | None = None  # NAMESPACE:NAME of the controller (default: the token file's subject)
     log_level: str = "INFO"

@@ -2,7 +2,9 @@
 
 A client-secret blueprint authenticates with its secret; a workload-identity blueprint with the
 controller's projected service-account token as client assertion, re-read from the file for every
-token request (the kubelet rotates it). MSAL caches tokens per app until they near expiry.
+token request (the kubelet rotates it). MSAL caches tokens per app until they near expiry; there is
+one app per blueprint, replaced (with its tokens) when the blueprint's secret changes, so a rotated
+secret is used at once and the old one is not kept.
 """
 
 from __future__ import annotations
@@ -57,11 +59,20 @@ class BlueprintLogin:
 
 
 class Tokens:
-    def __init__(self, token_file: Path, authority_host: str | None, verify: str | bool, timeout: float) -> None:
+    def __init__(
+        self,
+        token_file: Path,
+        authority_host: str | None,
+        verify: str | bool,
+        timeout: float,
+        observe: Callable[[str], None] | None = None,
+    ) -> None:
         self.token_file = token_file
         self.authority_host = authority_host
         self.session = _Session(verify, timeout)
-        self._apps: dict[tuple[str, ...], msal.ConfidentialClientApplication] = {}
+        self.observe = observe  # "issued", "cached", "refused" or "unreachable", per token asked for
+        # (authority, client id) -> (credential fingerprint, app)
+        self._apps: dict[tuple[str, str], tuple[str, msal.ConfidentialClientApplication]] = {}
         self._lock = threading.Lock()
 
     def provider(self, login: BlueprintLogin) -> Callable[[], str]:
@@ -72,9 +83,12 @@ class Tokens:
         try:  # the app's creation reads the authority's discovery document: it can fail too
             result: dict[str, Any] = self._app(login).acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except (OSError, ValueError) as error:  # unreachable authority, unreadable token file, bad discovery
+            self._observe("unreachable")
             raise TokenError("TokenEndpointUnreachable", f"{type(error).__name__}: {str(error)[:200]}") from None
         if "access_token" in result:
+            self._observe("cached" if result.get("token_source") == "cache" else "issued")
             return str(result["access_token"])
+        self._observe("refused")
         description = str(result.get("error_description") or "")
         found = _AADSTS.search(description)
         code = found.group(0) if found else str(result.get("error") or "unknown_error")
@@ -85,22 +99,32 @@ class Tokens:
         host = self.authority_host or login.instance or DEFAULT_INSTANCE
         return host.rstrip("/") + "/" + login.tenant_id
 
+    def apps(self) -> int:
+        """How many blueprint apps (each with its credential and tokens) are held."""
+        with self._lock:
+            return len(self._apps)
+
+    def _observe(self, result: str) -> None:
+        if self.observe is not None:
+            self.observe(result)
+
     def _app(self, login: BlueprintLogin) -> msal.ConfidentialClientApplication:
         authority = self.authority(login)
-        secret_hash = hashlib.sha256(login.secret.encode()).hexdigest() if login.secret else "assertion"
-        key = (authority, login.client_id, secret_hash)
+        fingerprint = hashlib.sha256(login.secret.encode()).hexdigest() if login.secret else "assertion"
+        key = (authority, login.client_id)
         with self._lock:
-            app = self._apps.get(key)
-            if app is None:
-                credential: Any = login.secret if login.secret else {"client_assertion": self._assertion}
-                app = msal.ConfidentialClientApplication(
-                    login.client_id,
-                    client_credential=credential,
-                    authority=authority,
-                    instance_discovery=False,  # nothing but the configured authority is ever called
-                    http_client=self.session,
-                )
-                self._apps[key] = app
+            held = self._apps.get(key)
+            if held is not None and held[0] == fingerprint:
+                return held[1]
+            credential: Any = login.secret if login.secret else {"client_assertion": self._assertion}
+            app = msal.ConfidentialClientApplication(
+                login.client_id,
+                client_credential=credential,
+                authority=authority,
+                instance_discovery=False,  # nothing but the configured authority is ever called
+                http_client=self.session,
+            )
+            self._apps[key] = (fingerprint, app)  # a rotated secret replaces the old one, and its tokens
             return app
 
     def _assertion(self) -> str:
