@@ -7,6 +7,7 @@ registering it with a MutatingWebhookConfiguration whose URL points at loopback.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -154,21 +155,30 @@ def example_config(namespace: str) -> list[dict[str, Any]]:
 _numbers = itertools.count(1)
 
 
-@pytest.fixture
-def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
-    """A fresh opted-in namespace holding the example blueprints and identity."""
-    del webhook
-    name = f"agents-{next(_numbers)}"
+@contextlib.contextmanager
+def opted_in_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
+    """A fresh namespace labelled `entra.io/inject=enabled`, deleted (without waiting) afterwards."""
+    name = f"{prefix}-{next(_numbers)}"
     labelled = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": name, "labels": {"entra.io/inject": "enabled"}},
     }
-    apply(control_plane, labelled)
-    wait_for_service_account(control_plane, name, "default")
-    apply(control_plane, *example_config(name))
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    apply(plane, labelled)
+    wait_for_service_account(plane, name, "default")
+    try:
+        yield name
+    finally:
+        plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
+    """A fresh opted-in namespace holding the example blueprints and identity."""
+    del webhook
+    with opted_in_namespace(control_plane, "agents") as name:
+        apply(control_plane, *example_config(name))
+        yield name
 
 
 def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> None:

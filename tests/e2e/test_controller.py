@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Doubles
 from tests.doubles.entra import FederatedCredential
-from tests.e2e.conftest import apply, create_refused, wait_for_service_account
+from tests.e2e.conftest import apply, create_refused, opted_in_namespace
 from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from tests.e2e.test_injection import container, env_of, eventually, injected, layout, pod
 from tests.e2e.test_operations import MANIFESTS, build
@@ -56,19 +56,6 @@ class Cluster:
     workdir: Path
 
 
-def token_request(plane: ControlPlane, audiences: list[str] | None) -> str:
-    spec: dict[str, Any] = {"expirationSeconds": 3600}
-    if audiences:
-        spec["audiences"] = audiences
-    status, body = plane.request(
-        "POST",
-        f"/api/v1/namespaces/{SYSTEM}/serviceaccounts/{ACCOUNT}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-    )
-    assert status == 201, body
-    return str(body["status"]["token"])
-
-
 @pytest.fixture(scope="module")
 def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     """The manifests' controller ServiceAccount and RBAC, its tokens, and the issuer's keys in Entra."""
@@ -76,9 +63,10 @@ def cluster(control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pyt
     mine = [d for d in documents if d["metadata"]["name"].startswith((ACCOUNT, SYSTEM))]
     apply(control_plane, *[d for d in mine if d["kind"] != "Deployment"])
     workdir = tmp_path_factory.mktemp("controller")
-    kubeconfig = control_plane.kubeconfig_for(ACCOUNT, token_request(control_plane, None), workdir / "kubeconfig")
-    token_file = workdir / "token"
-    token_file.write_text(token_request(control_plane, ["api://AzureADTokenExchange"]))
+    token = control_plane.service_account_token(SYSTEM, ACCOUNT)
+    kubeconfig = control_plane.kubeconfig_for(ACCOUNT, token, workdir / "kubeconfig")
+    token_file = workdir / "token"  # what the kubelet projects into the controller's Pod
+    token_file.write_text(control_plane.service_account_token(SYSTEM, ACCOUNT, ["api://AzureADTokenExchange"]))
     jwks = json.loads(control_plane.kubectl("get", "--raw", "/openid/v1/jwks").stdout)
     doubles.entra.trust_issuer(SERVICE_ACCOUNT_ISSUER, jwks)
     return Cluster(control_plane, doubles, kubeconfig, token_file, workdir)
@@ -154,16 +142,8 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
 @pytest.fixture
 def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
     del webhook
-    name = f"managed-{next(_numbers)}"
-    labelled = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"entra.io/inject": "enabled"}},
-    }
-    apply(control_plane, labelled)
-    wait_for_service_account(control_plane, name, "default")
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+    with opted_in_namespace(control_plane, "managed") as name:
+        yield name
 
 
 def workload_blueprint(cluster: Cluster, namespace: str, name: str = "sales") -> str:
