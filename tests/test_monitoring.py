@@ -8,6 +8,7 @@ so a rename or a removal shows up as a dashboard or alert query that names nothi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,8 @@ def controller_registry() -> CollectorRegistry:
 
 
 REGISTRIES = {WEBHOOK: webhook_registry, CONTROLLER: controller_registry}
+# The dashboard's variable for each process's scrape job.
+JOB_VARIABLES = {WEBHOOK: "job", CONTROLLER: "controller_job"}
 
 
 def exported_families(component: str) -> dict[str, str]:
@@ -117,20 +120,37 @@ def test_the_exported_series_are_the_controllers_metrics() -> None:
     }
 
 
-def test_every_dashboard_query_names_only_metrics_the_webhook_exports() -> None:
-    exported = exported_series(WEBHOOK)
+def test_every_dashboard_query_names_only_metrics_the_webhook_or_the_controller_exports() -> None:
+    exported = {component: exported_series(component) for component in REGISTRIES}
     queries = list(dashboard_queries())
-    assert len(queries) >= 12
+    assert len(queries) >= 30
     for where, query in queries:
         named = grafana_variable_metrics(query)
         assert named, f"{where}: names no metric: {query}"
-        assert named <= exported, f"{where}: {sorted(named - exported)} not exported by webhook/metrics.py"
+        # One process's metrics per query: the two are scraped as different jobs.
+        assert any(named <= series for series in exported.values()), (
+            f"{where}: {sorted(named)} are not all exported by webhook/metrics.py, nor all by "
+            "webhook/controller/metrics.py"
+        )
 
 
-def test_the_dashboard_shows_every_metric_family() -> None:
+def test_each_dashboard_panel_selects_the_job_of_the_process_it_shows() -> None:
+    exported = {component: exported_series(component) for component in REGISTRIES}
+    for where, query in dashboard_queries():
+        if where.startswith("variable"):
+            continue
+        (component,) = [c for c, series in exported.items() if grafana_variable_metrics(query) <= series]
+        matchers = re.findall(r"\{[^}]*\}", query)
+        assert matchers, f"{where}: selects no job: {query}"
+        for matcher in matchers:
+            assert f'job=~"${JOB_VARIABLES[component]}"' in matcher, f"{where}: {matcher} is not {component}'s job"
+
+
+def test_the_dashboard_shows_every_metric_family_of_both() -> None:
     shown = {name for _, query in dashboard_queries() for name in grafana_variable_metrics(query)}
-    for family, kind in exported_families(WEBHOOK).items():
-        assert any(family + suffix in shown for suffix in SERIES_SUFFIXES[kind]), f"no panel shows {family}"
+    for component in REGISTRIES:
+        for family, kind in exported_families(component).items():
+            assert any(family + suffix in shown for suffix in SERIES_SUFFIXES[kind]), f"no panel shows {family}"
 
 
 def test_each_group_of_alerts_names_only_its_own_process_metrics_or_up() -> None:
