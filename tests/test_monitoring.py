@@ -206,6 +206,22 @@ def test_the_alerts_fire_as_their_unit_tests_expect(promtool: str) -> None:
     assert "SUCCESS" in result.stdout
 
 
+def test_the_readmes_scrape_jobs_are_the_jobs_the_alerts_select() -> None:
+    """Without prometheus-operator, the README's scrape config gives the series the jobs the rule file selects."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    (block,) = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:] if b.startswith("scrape_configs:")]
+    jobs = yaml.safe_load(block)["scrape_configs"]
+    selected = {
+        group: set(re.findall(r'job="([^"]+)"', " ".join(alerts.values())))
+        for group, alerts in alert_expressions().items()
+    }
+    assert selected == {WEBHOOK: {"entra-webhook"}, CONTROLLER: {"entra-webhook-controller-metrics"}}
+    assert [job["job_name"] for job in jobs] == ["entra-webhook", "entra-webhook-controller-metrics"]
+    for job in jobs:
+        (keep,) = job["relabel_configs"]
+        assert keep["regex"] == f"{job['job_name']};metrics"  # the Service of that name, its port `metrics`
+
+
 @pytest.mark.parametrize(
     ("expression", "names"),
     [
