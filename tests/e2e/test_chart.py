@@ -274,12 +274,31 @@ def test_install_in_each_other_certificate_mode_stores_every_object(
         assert [w["clientConfig"]["caBundle"] for w in hook["webhooks"]] == [ca, ca]
 
 
+MONITORING = (
+    "--set", "metrics.prometheusRule.enabled=true",
+    "--set", "metrics.serviceMonitor.enabled=true",
+    "--set", "metrics.dashboard.enabled=true",
+)  # fmt: skip
+
+
+def selected_services(monitor: dict[str, Any], stored: list[dict[str, Any]]) -> list[str]:
+    """The stored Services a ServiceMonitor's selector matches (prometheus-operator's job is the Service's name)."""
+    wanted = monitor["spec"]["selector"]["matchLabels"].items()
+    services = by_kind(stored)["Service"]
+    return [s["metadata"]["name"] for s in services if wanted <= s["metadata"].get("labels", {}).items()]
+
+
+def rule_groups(stored: list[dict[str, Any]], name: str) -> dict[str, dict[str, str]]:
+    """Group name -> alert -> expression, as the stored PrometheusRule has them."""
+    groups = one(stored, "PrometheusRule", name)["spec"]["groups"]
+    return {group["name"]: {rule["alert"]: rule["expr"] for rule in group["rules"]} for group in groups}
+
+
 def test_install_with_the_controller_and_monitoring_stores_them(release: Release) -> None:
     release.install(
         "--set", "controller.enabled=true",
-        "--set", "metrics.prometheusRule.enabled=true",
-        "--set", "metrics.serviceMonitor.enabled=true",
-        "--set", "metrics.dashboard.enabled=true",
+        *MONITORING,
+        "--set", "metrics.prometheusRule.identityNotReadyFor=30m",
     )  # fmt: skip
     stored = assert_stored_as_rendered(release)
     controller = f"{release.fullname}-controller"
@@ -303,15 +322,44 @@ def test_install_with_the_controller_and_monitoring_stores_them(release: Release
     leader = one(stored, "Role", f"{controller}-leader")
     assert [rule["resources"] for rule in leader["rules"]] == [["leases"], ["leases"]]
     assert leader["rules"][1]["resourceNames"] == [controller]  # its one Lease
-    rule = one(stored, "PrometheusRule", release.fullname)
-    alerts = [r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]]
-    assert "EntraWebhookCertificateExpiresSoon" in alerts
-    assert f'job="{release.fullname}"' in rule["spec"]["groups"][0]["rules"][0]["expr"]
-    monitor = one(stored, "ServiceMonitor", release.fullname)
-    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    # One ServiceMonitor per process, each selecting exactly its Service, whose name becomes the job
+    # that its group of alerts selects.
+    metrics_service = f"{controller}-metrics"
+    monitors = {m["metadata"]["name"]: m for m in by_kind(stored)["ServiceMonitor"]}
+    assert sorted(monitors) == [release.fullname, controller]
+    assert selected_services(monitors[release.fullname], stored) == [release.fullname]
+    assert selected_services(monitors[controller], stored) == [metrics_service]
+    for monitor in monitors.values():
+        assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    for name in (release.fullname, metrics_service):
+        assert "metrics" in [port["name"] for port in one(stored, "Service", name)["spec"]["ports"]]
+    assert one(stored, "Service", metrics_service)["spec"]["clusterIP"] == "None"  # every replica, leader or not
+    groups = rule_groups(stored, release.fullname)
+    assert {group: len(alerts) for group, alerts in groups.items()} == {
+        "entra-webhook": 6,
+        "entra-webhook-controller": 10,
+    }
+    for group, job in (("entra-webhook", release.fullname), ("entra-webhook-controller", metrics_service)):
+        for alert, expression in groups[group].items():
+            assert f'job="{job}"' in expression, f"{alert} does not select job {job}"
+    assert "EntraWebhookCertificateExpiresSoon" in groups["entra-webhook"]
+    controller_rules = one(stored, "PrometheusRule", release.fullname)["spec"]["groups"][1]["rules"]
+    (not_ready,) = [r for r in controller_rules if r["alert"] == "EntraControllerIdentitiesNotReady"]
+    assert not_ready["for"] == "30m"
+    assert f"kubectl get lease {controller} -n {release.namespace}" in "".join(
+        r["annotations"]["description"] for r in controller_rules
+    )
     dashboard = one(stored, "ConfigMap", f"{release.fullname}-dashboard")
     assert json.loads(dashboard["data"]["entra-webhook.json"])["uid"] == "entra-webhook"
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_monitoring_without_the_controller_leaves_out_its_scrape_and_alerts(release: Release) -> None:
+    release.install("--set", "controller.enabled=false", *MONITORING)
+    stored = assert_stored_as_rendered(release)
+    assert [m["metadata"]["name"] for m in by_kind(stored)["ServiceMonitor"]] == [release.fullname]
+    assert list(rule_groups(stored, release.fullname)) == ["entra-webhook"]  # no alert on a controller not there
+    assert [d["metadata"]["name"] for d in by_kind(stored)["Deployment"]] == [release.fullname]
 
 
 def test_upgrade_with_changed_values_stores_the_change(release: Release, control_plane: ControlPlane) -> None:
@@ -372,6 +420,10 @@ def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: 
             "at '/sidecar/resources/limits/memory': 'lots' does not match pattern",
         ),
         (["image.digest=sha256:abc"], "at '/image/digest': 'sha256:abc' does not match pattern"),
+        (
+            ["metrics.prometheusRule.identityNotReadyFor=soon"],
+            "at '/metrics/prometheusRule/identityNotReadyFor': 'soon' does not match pattern",
+        ),
         (
             ["sidecar.image=mcr.microsoft.com/entra-sdk/auth-sidecar:latest"],
             "sidecar.image: pin the sidecar by a tag other than latest or by a digest",

@@ -22,6 +22,11 @@
 {{- printf "%s-controller" (include "entra-webhook.fullname" .) -}}
 {{- end -}}
 
+{{/* The controller's headless metrics Service; a ServiceMonitor makes it the job name too. */}}
+{{- define "entra-webhook.controllerMetricsService" -}}
+{{- printf "%s-metrics" (include "entra-webhook.controllerName" .) -}}
+{{- end -}}
+
 {{- define "entra-webhook.tlsSecret" -}}
 {{- default (printf "%s-tls" (include "entra-webhook.fullname" .)) .Values.certificates.secretName -}}
 {{- end -}}
@@ -110,4 +115,30 @@ spec:
 {{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no node running the webhook could ever be drained; raise replicaCount or set podDisruptionBudget.enabled=false" (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+A ServiceMonitor on the `metrics` port of one component's Service:
+(dict "root" $ "component" C "name" N "service" SERVICE).
+*/}}
+{{- define "entra-webhook.serviceMonitor" -}}
+# Scrapes every {{ .component }} replica through Service {{ .service }}; prometheus-operator
+# names the job after the Service, job="{{ .service }}", which the alerts select.
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "entra-webhook.labels" . | nindent 4 }}
+    {{- with .root.Values.metrics.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "entra-webhook.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: metrics
+      interval: {{ .root.Values.metrics.serviceMonitor.interval }}
 {{- end -}}
