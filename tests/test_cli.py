@@ -65,11 +65,30 @@ def test_job_templates_in_container_mode_warn_on_stderr(capsys: pytest.CaptureFi
 
 
 def test_native_mode_flag_puts_the_sidecar_first_in_init_containers(capsys: pytest.CaptureFixture[str]) -> None:
-    _, documents, err = inject(capsys, "-f", str(WORKLOADS / "job.yaml"), "--config", CONFIG, "--mode", "native")
+    args = ["-f", str(WORKLOADS / "job.yaml"), "--config", CONFIG, "--mode", "native", "--server-version", "v1.30.2"]
+    _, documents, err = inject(capsys, *args)
     template = documents[0]["spec"]["template"]
     assert template["spec"]["initContainers"][0]["name"] == SIDECAR_NAME
     assert template["spec"]["initContainers"][0]["restartPolicy"] == "Always"
     assert err == ""
+
+
+def test_native_mode_without_a_server_version_injects_a_regular_container_and_says_how_to_declare_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, documents, err = inject(capsys, "-f", str(WORKLOADS / "pod.yaml"), "--config", CONFIG, "--mode", "native")
+    spec = documents[0]["spec"]
+    assert "initContainers" not in spec
+    assert spec["containers"][0]["name"] == SIDECAR_NAME
+    assert "native sidecar requested, but the API server's version is unknown" in err
+    assert "declare the version with --server-version (e.g. 1.29)" in err
+
+
+def test_a_malformed_server_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["inject", "-f", str(WORKLOADS / "pod.yaml"), "--server-version", "latest"])
+    assert exit_.value.code == 2
+    assert "--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in capsys.readouterr().err
 
 
 def test_v1_list_items_are_each_injected_and_others_pass_through(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from webhook.index import ConfigView
 from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, InvalidObject, ObjectRef
 from webhook.pod import AGENT_IDENTITY, PodOptions
 from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
+from webhook.text import listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
     else:
         bound = config.bound_identities(namespace, service_account)
         if len(bound) > 1:
-            names = ", ".join(item.ref.name for item in bound)
+            names = listing(item.ref.name for item in bound)
             return Refused(
                 "ambiguous-identity",
                 f'service account "{service_account}" is listed in spec.serviceAccounts of several '
@@ -92,7 +93,7 @@ def _lookup(
 ) -> AgentBlueprint | AgentIdentity | Refused:
     found = config.get(kind, namespace, name)
     if found is None:
-        have = ", ".join(config.names(kind, namespace)) or "none"
+        have = listing(config.names(kind, namespace)) or "none"
         return Refused(
             f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
             f'{named_by} "{name}", but namespace "{namespace}" has no {kind} of that name (have: {have})',

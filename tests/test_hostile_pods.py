@@ -1,0 +1,310 @@
+"""Pods no API server would send, and Pods at Kubernetes' limits: the exact outcome and message of each.
+
+Every case here is a failure once seen (issue 10, or the fuzz suite in tests/test_fuzz_core.py):
+each now gets a denial that names the Pod and the field, or an injection the API server accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from webhook.decision import Deny, Inject, decide
+from webhook.index import ConfigIndex
+from webhook.inject import ANNOTATIONS_LIMIT
+from webhook.settings import Settings
+
+WHO = 'pod "web-7d9c" in namespace "agents"'
+IDENTITY = {"entra.io/agent-identity": "sales-agent"}
+
+
+def pod(annotations: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": "web-7d9c",
+        "annotations": dict(IDENTITY if annotations is None else annotations),
+    }
+    return {"metadata": metadata, "spec": {"containers": [{"name": "app", "image": "agent:1"}], **spec}}
+
+
+def decided(
+    config: ConfigIndex, subject: dict[str, Any], version: tuple[int, int] | None = None, **settings: Any
+) -> Any:
+    return decide(copy.deepcopy(subject), "agents", config, Settings(**settings), version)
+
+
+def injected(config: ConfigIndex, subject: dict[str, Any], **settings: Any) -> Inject:
+    outcome = decided(config, subject, **settings)
+    assert isinstance(outcome, Inject), outcome
+    return outcome
+
+
+def malformed(config: ConfigIndex, subject: dict[str, Any]) -> str:
+    outcome = decided(config, subject)
+    assert isinstance(outcome, Deny), outcome
+    assert (outcome.reason, outcome.code) == ("malformed-pod", 400)
+    assert outcome.message.endswith(", which Kubernetes refuses too: correct it")
+    return outcome.message.removesuffix(", which Kubernetes refuses too: correct it")
+
+
+def with_own_sidecar(urls: str) -> dict[str, Any]:
+    """A Pod that already has the sidecar, with `urls` as its ASPNETCORE_URLS, and an app added since."""
+    subject = pod()
+    sidecar = {"name": "entra-sidecar", "image": "sidecar:1", "env": [{"name": "ASPNETCORE_URLS", "value": urls}]}
+    subject["spec"]["containers"] = [sidecar, {"name": "late", "image": "late:1"}]
+    return subject
+
+
+def sidecar_url(outcome: Inject) -> str:
+    env = next(op["value"] for op in outcome.ops if op["path"] == "/spec/containers/1/env")
+    return str(next(item["value"] for item in env if item["name"] == "SIDECAR_URL"))
+
+
+# -- 2. ports that str.isdigit() accepts and int() refuses ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        "http://+:5²",
+        "http://+:\u0665\u0660\u0660\u0660",  # Arabic-Indic digits
+        "http://+:" + "9" * 5000,
+        "http://+:",
+        "http://+:0",
+        "http://+:70000",
+        "nonsense",
+    ],
+)
+def test_an_existing_sidecar_whose_port_cannot_be_read_still_gets_its_app_env_with_a_warning(
+    config: ConfigIndex, urls: str
+) -> None:
+    outcome = injected(config, with_own_sidecar(urls))
+    assert outcome.reason == "reinvoked"
+    assert sidecar_url(outcome) == "http://localhost:5000"
+    shown = repr(urls if len(urls) <= 64 else urls[:64] + "…")
+    assert outcome.warnings == [
+        f"{WHO}: entra-sidecar has ASPNETCORE_URLS={shown}, which names no port from 1 to 65535: the app env points "
+        "at port 5000; fix its ASPNETCORE_URLS (e.g. http://+:5000)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("urls", "port"),
+    [
+        ("http://+:6000", 6000),
+        ("http://localhost:6001/", 6001),
+        ("http://+:6002;https://+:6443", 6002),
+        ("garbage;http://[::1]:6003", 6003),
+    ],
+)
+def test_an_existing_sidecar_s_readable_port_is_what_the_app_env_points_at(
+    config: ConfigIndex, urls: str, port: int
+) -> None:
+    outcome = injected(config, with_own_sidecar(urls))
+    assert sidecar_url(outcome) == f"http://localhost:{port}"
+    assert outcome.warnings == []
+
+
+# -- 2. wrong JSON types where the core reads (unhashable names and policies) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda p: p["spec"]["containers"][0].update(env=[{"name": ["A"], "value": "x"}]),
+            "spec.containers[0].env[0].name must be a string, got an array",
+        ),
+        (lambda p: p["spec"].update(restartPolicy=["Never"]), "spec.restartPolicy must be a string, got an array"),
+        (
+            lambda p: p["spec"]["containers"][0].update(name={"n": 1}),
+            "spec.containers[0].name must be a string, got an object",
+        ),
+        (lambda p: p["spec"].update(containers={"app": {}}), "spec.containers must be an array, got an object"),
+        (lambda p: p["spec"]["containers"].append("sidecar"), "spec.containers[1] must be an object, got a string"),
+        (
+            lambda p: p["spec"].update(initContainers=[{"name": "i", "env": {"A": "b"}}]),
+            "spec.initContainers[0].env must be an array, got an object",
+        ),
+        (
+            lambda p: p["spec"]["containers"][0].update(env=[{"name": "A", "value": 5}]),
+            "spec.containers[0].env[0].value must be a string, got a number",
+        ),
+        (
+            lambda p: p["spec"]["containers"][0].update(ports=[{"containerPort": "5000"}]),
+            "spec.containers[0].ports[0].containerPort must be a number, got a string",
+        ),
+        (lambda p: p["spec"].update(volumes=[{"name": 7}]), "spec.volumes[0].name must be a string, got a number"),
+        (lambda p: p["spec"].update(volumes={"tmp": {}}), "spec.volumes must be an array, got an object"),
+        (
+            lambda p: p["spec"].update(serviceAccountName=["sa"]),
+            "spec.serviceAccountName must be a string, got an array",
+        ),
+        (lambda p: p["spec"].update(hostNetwork="true"), "spec.hostNetwork must be a boolean, got a string"),
+        (lambda p: p.update(spec=[]), "spec must be an object, got an array"),
+        (
+            lambda p: p["metadata"].update(annotations=[IDENTITY]),
+            "metadata.annotations must be an object of strings, got an array",
+        ),
+        (
+            lambda p: p["metadata"]["annotations"].update({"entra.io/sidecar-port": 5001}),
+            'metadata.annotations["entra.io/sidecar-port"] must be a string (quote it in YAML), got a number',
+        ),
+        (
+            lambda p: p["metadata"].update(labels={"entra.io/inject": False}),
+            'metadata.labels["entra.io/inject"] must be a string (quote it in YAML), got a boolean',
+        ),
+    ],
+)
+def test_a_field_the_core_reads_with_the_wrong_json_type_is_denied_naming_the_field(
+    config: ConfigIndex, change: Any, problem: str
+) -> None:
+    subject = pod()
+    change(subject)
+    assert malformed(config, subject) == f"{WHO}: {problem}"
+
+
+def test_a_wrong_typed_name_still_names_the_pod_as_well_as_it_can(config: ConfigIndex) -> None:
+    subject = pod()
+    subject["metadata"]["name"] = [[["web"]]]
+    subject["metadata"]["generateName"] = "web-"
+    assert (
+        malformed(config, subject) == 'pod "web-*" in namespace "agents": metadata.name must be a string, got an array'
+    )
+    subject["metadata"] = "web"
+    assert malformed(config, subject) == 'pod in namespace "agents": metadata must be an object, got a string'
+
+
+# -- 5. null is absent (as in Kubernetes' decoder); an add over it is no replacement ------------------------
+
+
+def test_null_annotations_and_labels_read_as_absent_and_the_patch_sets_them(config: ConfigIndex) -> None:
+    subject = pod(serviceAccountName="sales-agent")  # bound to sales-agent: no annotation needed
+    subject["metadata"].update(annotations=None, labels=None)
+    outcome = injected(config, subject)
+    assert outcome.ops[0]["path"] == "/metadata/annotations"
+    assert jsonpatch.apply_patch(subject, outcome.ops)["metadata"]["annotations"] == outcome.ops[0]["value"]
+
+
+def test_null_env_volumes_and_init_containers_are_created_by_the_patch(config: ConfigIndex) -> None:
+    subject = pod(volumes=None, initContainers=None)
+    subject["spec"]["containers"][0]["env"] = None
+    outcome = injected(config, subject)
+    patched = jsonpatch.apply_patch(subject, outcome.ops)
+    assert [volume["name"] for volume in patched["spec"]["volumes"]] == [
+        "entra-sidecar-tmp",
+        "entra-sidecar-keys",
+        "entra-identity-token",
+    ]
+    assert [item["name"] for item in patched["spec"]["containers"][1]["env"]] == [
+        "SIDECAR_URL",
+        "BLUEPRINT_APP_ID",
+        "AGENT_IDENTITY_APP_ID",
+    ]
+    assert patched["spec"]["initContainers"] is None  # container mode: left as it was
+
+
+# -- 3. a native request where the API server's version is unknown ----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["annotation", "setting"])
+def test_a_native_request_with_an_unknown_server_version_gets_a_regular_container_and_the_way_out(
+    config: ConfigIndex, how: str
+) -> None:
+    subject = pod({**IDENTITY, "entra.io/sidecar-mode": "native"} if how == "annotation" else IDENTITY)
+    outcome = injected(config, subject, **({"mode": "native"} if how == "setting" else {}))
+    assert any(op["path"] == "/spec/containers/0" for op in outcome.ops)
+    assert not any(op["path"].startswith("/spec/initContainers") for op in outcome.ops)
+    assert outcome.warnings == [
+        f"{WHO}: native sidecar requested, but the API server's version is unknown (native sidecars need 1.29+; "
+        "older servers refuse the Pod or never start it): injected as a regular container; declare the version "
+        "with --server-version (e.g. 1.29) or give the webhook --kubeconfig to read it"
+    ]
+
+
+# -- 3. the 256 KiB annotation budget ----------------------------------------------------------------------
+
+
+def annotated_to(total: int, filler: str = "x") -> dict[str, Any]:
+    """A Pod whose annotations take exactly `total` bytes (keys plus values, UTF-8)."""
+    annotations = dict(IDENTITY)
+    room = total - sum(len(key) + len(value) for key, value in annotations.items()) - len("example.com/big")
+    count, rest = divmod(room, len(filler.encode()))
+    annotations["example.com/big"] = filler * count + "x" * rest
+    subject = pod(annotations)
+    assert sum(len(k.encode()) + len(v.encode()) for k, v in subject["metadata"]["annotations"].items()) == total
+    return subject
+
+
+def added_bytes(outcome: Inject) -> int:
+    return sum(
+        len(op["path"].rsplit("/", 1)[1].replace("~1", "/").encode()) + len(op["value"].encode())
+        for op in outcome.ops
+        if op["path"].startswith("/metadata/annotations/")
+    )
+
+
+def test_annotations_that_just_fit_with_ours_are_injected(config: ConfigIndex) -> None:
+    probe = injected(config, pod())
+    ours = added_bytes(probe)
+    outcome = injected(config, annotated_to(ANNOTATIONS_LIMIT - ours))  # exactly the limit: Kubernetes takes it
+    assert added_bytes(outcome) == ours
+
+
+def test_annotations_that_ours_would_push_past_256_kib_are_denied_naming_the_budget(config: ConfigIndex) -> None:
+    ours = added_bytes(injected(config, pod()))
+    subject = annotated_to(ANNOTATIONS_LIMIT - ours + 1)
+    outcome = decided(config, subject)
+    assert isinstance(outcome, Deny)
+    assert (outcome.reason, outcome.code) == ("annotations-too-large", 400)
+    assert outcome.message == (
+        f"{WHO}: its annotations take {ANNOTATIONS_LIMIT - ours + 1:,} bytes and the injector adds {ours:,} "
+        "(entra.io/status, kubectl.kubernetes.io/default-container), past Kubernetes' limit of 262,144 bytes for "
+        "all keys and values: shorten or drop annotations (kubectl.kubernetes.io/last-applied-configuration is "
+        "often the largest: kubectl apply --server-side writes none)"
+    )
+
+
+def test_the_budget_counts_bytes_not_characters(config: ConfigIndex) -> None:
+    ours = added_bytes(injected(config, pod()))
+    # 2-byte characters: in characters this is far under the limit, in bytes it is one over.
+    subject = annotated_to(ANNOTATIONS_LIMIT - ours + 1, filler="é")
+    assert isinstance(decided(config, subject), Deny)
+
+
+# -- 5. messages never echo an unbounded value ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    ["entra.io/agent-identity", "entra.io/sidecar-mode", "entra.io/sidecar-port", "entra.io/inject-containers"],
+)
+def test_a_bad_annotation_of_a_megabyte_is_quoted_in_64_characters(config: ConfigIndex, annotation: str) -> None:
+    outcome = decided(config, pod({**IDENTITY, annotation: "Q" * 1_000_000}))
+    assert isinstance(outcome, Deny)
+    assert outcome.reason == "bad-annotation"
+    assert f"annotation {annotation}='{'Q' * 64}…'" in outcome.message
+    assert len(outcome.message) < 400
+
+
+def test_a_pod_name_of_a_megabyte_is_cut_at_the_longest_real_name(config: ConfigIndex) -> None:
+    subject = pod({"entra.io/agent-identity": "nobody"})
+    subject["metadata"]["name"] = "n" * 1_000_000
+    outcome = decided(config, subject)
+    assert isinstance(outcome, Deny)
+    assert outcome.message.startswith(f'pod "{"n" * 253}…" in namespace "agents": entra.io/agent-identity names')
+    assert len(outcome.message) < 600
+
+
+def test_lists_in_messages_show_ten_names_and_count_the_rest(config: ConfigIndex) -> None:
+    names = [f"c{number:04d}" for number in range(1000)]
+    subject = pod({**IDENTITY, "entra.io/inject-containers": ",".join(f"x{name}" for name in names)})
+    subject["spec"]["containers"] = [{"name": name, "image": "i"} for name in names]
+    outcome = decided(config, subject)
+    assert isinstance(outcome, Deny)
+    assert outcome.message == (
+        f"{WHO}: annotation entra.io/inject-containers names 'xc0000', 'xc0001', 'xc0002' and 997 more, but the pod "
+        f"has no such app container (have: {', '.join(names[:10])} and 990 more)"
+    )
