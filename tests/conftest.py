@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fuzz import COUNTS, PROFILE
 from webhook.index import ConfigIndex
 from webhook.settings import Settings
 from webhook.sources.files import FileSource
@@ -34,3 +35,11 @@ def config() -> ConfigIndex:
 @pytest.fixture
 def settings() -> Settings:
     return Settings()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the property suites ran, so a fuzz campaign reports counts and not only "passed"."""
+    if COUNTS:
+        terminalreporter.section(f"fuzz counts (hypothesis profile {PROFILE})")
+        for what, amount in sorted(COUNTS.items()):
+            terminalreporter.write_line(f"{amount:>9,}  {what}")
