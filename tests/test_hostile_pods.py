@@ -206,6 +206,17 @@ def test_null_env_volumes_and_init_containers_are_created_by_the_patch(config: C
     assert patched["spec"]["initContainers"] is None  # container mode: left as it was
 
 
+def test_a_native_sidecar_goes_into_an_empty_init_container_list_without_replacing_it(config: ConfigIndex) -> None:
+    # Found by the fuzz suite: `add /spec/initContainers` replaced the present (empty) list.
+    subject = pod({**IDENTITY, "entra.io/sidecar-mode": "native"}, initContainers=[])
+    outcome = decided(config, subject, (1, 29))
+    assert isinstance(outcome, Inject)
+    assert [op["path"] for op in outcome.ops if "ontainers" in op["path"]] == [
+        "/spec/initContainers/0",
+        "/spec/containers/0/env",
+    ]
+
+
 # -- 3. a native request where the API server's version is unknown ----------------------------------------
 
 

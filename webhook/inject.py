@@ -108,7 +108,7 @@ def plan(
     if isinstance(ops, Conflict):
         return ops
     ops += _append_ops(spec, "/spec/volumes", "volumes", sidecar_volumes(resolved.blueprint))
-    if isinstance(spec.get(key), list) and spec[key]:
+    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
         ops.append({"op": "add", "path": f"/spec/{key}/0", "value": sidecar})
     else:
         ops.append({"op": "add", "path": f"/spec/{key}", "value": [sidecar]})
