@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
 
-.PHONY: install run certs test unit e2e lint bench control-plane clean
+.PHONY: install run certs test unit e2e lint bench fuzz soak control-plane clean
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,17 @@ control-plane:
 
 bench: install
 	$(BIN)/python -m bench
+
+# The property suites' long campaign (core, served endpoint, API server dry runs); prints the counts.
+# `make test` runs the same suites with a short budget.
+fuzz: install control-plane
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest --hypothesis-show-statistics \
+		tests/test_fuzz_core.py tests/test_fuzz_server.py tests/test_index.py tests/e2e/test_fuzz_apiserver.py
+
+# Minutes of Pod creations through a real API server while certificates rotate, CRs change every
+# second and the API server restarts once. SOAK_SECONDS (default 300), SOAK_CREATORS, K8S (default 1.20).
+soak: install control-plane
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) certs/*.crt certs/*.key .mypy_cache .ruff_cache .pytest_cache

@@ -61,3 +61,14 @@ def test_too_many_arrays_and_objects_are_refused_even_when_flat() -> None:
 def test_closing_brackets_alone_are_left_to_the_parser_to_explain() -> None:
     assert not nests_deeper_than(b"]" * 200, 2)
     assert problem(b"]" * 200) is None
+
+
+@pytest.mark.parametrize("height", [MAX_DEPTH - 1, MAX_DEPTH])
+def test_depth_is_exact_in_a_large_body_too(height: int) -> None:
+    # Thousands of chains just under the limit, and one caterpillar (every level also holds a leaf) of `height`.
+    chains = [nested(MAX_DEPTH - 1)] * 1500
+    caterpillar = b"[[]," * (height - 1) + b"[]" + b"]" * (height - 1)
+    body = b"[" + b",".join([*chains[:700], caterpillar, *chains[700:]]) + b"]"
+    assert len(skeleton(body)) > 100_000
+    too_deep = height + 1 > MAX_DEPTH  # the outer array adds one level
+    assert (problem(body) is not None) is too_deep

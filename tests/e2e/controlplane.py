@@ -287,6 +287,8 @@ class ControlPlane:
     etcd_url: str
     apiserver_port: int
     log_dir: Path
+    version: tuple[int, int] = (1, 20)
+    """The API server's (major, minor); tests branch on it where behaviour differs by version."""
     _commands: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
