@@ -181,6 +181,15 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=8,
 )
+# What YAML adds for the offline `inject`: dates, bytes, and keys that are not strings (`1:`, `yes:`).
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.dates() | st.binary(max_size=4) | texts,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.one_of(texts, st.integers(), st.booleans(), st.none()), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -202,13 +211,13 @@ def nested(depth: int) -> Any:
 
 
 @st.composite
-def hostile_pods(draw: st.DrawFn) -> Json:
-    """A drawn Pod with 1-3 of its values (or whole subtrees) replaced by any JSON, sometimes nested deep."""
+def hostile_pods(draw: st.DrawFn, values: st.SearchStrategy[Any] = json_values) -> Json:
+    """A drawn Pod with 1-3 of its values (or whole subtrees) replaced by any of `values`, or nested deep."""
     pod = draw(pods())
     for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3]))):
         paths = [path for path in _paths(pod) if path]
         path = draw(st.sampled_from(paths))
-        value = draw(json_values | st.sampled_from([None, [], {}, nested(60), [{"name": ["x"]}]]))
+        value = draw(values | st.sampled_from([None, [], {}, nested(60), [{"name": ["x"]}]]))
         parent = pod
         for step in path[:-1]:
             parent = parent[step]

@@ -222,3 +222,20 @@ def test_serve_with_a_broken_kubeconfig_names_it_and_the_alternative(tmp_path: P
     assert result.returncode == 2
     assert f"cannot use --kubeconfig {tmp_path / 'kubeconfig'}:" in result.stderr
     assert "or --config PATH to read blueprints and identities from files" in result.stderr
+
+
+def test_a_hand_written_pod_with_a_wrong_type_is_denied_naming_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent\n  namespace: agents\n"
+        "  annotations: {entra.io/agent-identity: sales-agent, entra.io/sidecar-port: 5001}\n"
+        "spec:\n  containers:\n    - name: agent\n      image: example.com/agent:1.0\n      env: {A: b}\n"
+    )
+    code, _, err = inject(capsys, "-f", str(manifest), "--config", CONFIG)
+    assert code == 1
+    assert err == (
+        'denied: pod "agent" in namespace "agents": metadata.annotations["entra.io/sidecar-port"] must be a string '
+        "(quote it in YAML), got a number, which Kubernetes refuses too: correct it\n"
+    )

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.conftest import FIXTURES
 from tests.fuzz import budget, count
 from tests.podchecks import assert_only_added, overwritten
-from tests.strategies import NAMESPACES, VERSIONS, hostile_pods, pods
+from tests.strategies import NAMESPACES, VERSIONS, hostile_pods, json_values, pods, yaml_values
 from webhook.decision import Deny, Inject, Outcome, Skip, decide
 from webhook.settings import Settings
 from webhook.sources.files import FileSource
@@ -78,7 +78,7 @@ def test_decide_on_well_typed_pods(pod: Any, namespace: str, settings: Settings,
 
 
 @budget(quick=300, long=30_000)
-@given(hostile_pods(), namespaces, settings_, versions)
+@given(hostile_pods(json_values | yaml_values), namespaces, settings_, versions)
 def test_decide_on_hostile_pods(pod: Any, namespace: str, settings: Settings, version: Any) -> None:
     count("core, hostile: pods")
     check(pod, namespace, settings, version, well_typed=False)

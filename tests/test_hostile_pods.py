@@ -7,6 +7,7 @@ each now gets a denial that names the Pod and the field, or an injection the API
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import jsonpatch
@@ -164,6 +165,24 @@ def test_a_field_the_core_reads_with_the_wrong_json_type_is_denied_naming_the_fi
     subject = pod()
     change(subject)
     assert malformed(config, subject) == f"{WHO}: {problem}"
+
+
+@pytest.mark.parametrize(("key", "got"), [(1, "a number"), (True, "a boolean"), (None, "null")])
+def test_a_yaml_annotation_key_that_is_not_a_string_is_denied(config: ConfigIndex, key: Any, got: str) -> None:
+    # YAML reads `1:`, `yes:` and `~:` as a number, a boolean and null; counting the budget once raised on them.
+    subject = pod()
+    subject["metadata"]["annotations"][key] = "x"
+    assert malformed(config, subject) == (
+        f"{WHO}: metadata.annotations has a key of another type than string: {got} (quote it in YAML)"
+    )
+
+
+def test_a_yaml_date_where_a_string_belongs_is_named_as_such(config: ConfigIndex) -> None:
+    subject = pod()
+    subject["metadata"]["annotations"]["example.com/released"] = dt.date(2024, 1, 1)
+    assert malformed(config, subject) == (
+        f'{WHO}: metadata.annotations["example.com/released"] must be a string (quote it in YAML), got a date'
+    )
 
 
 def test_a_wrong_typed_name_still_names_the_pod_as_well_as_it_can(config: ConfigIndex) -> None:

@@ -67,6 +67,8 @@ def _string_map(value: Any, path: str) -> str | None:
     if not isinstance(value, dict):
         return _must(path, "an object of strings", value)
     for key, item in value.items():
+        if not isinstance(key, str):  # only from YAML, where `1:` and `yes:` are not strings
+            return f"{path} has a key of another type than string: {json_type(key)} (quote it in YAML)"
         if not isinstance(item, str):
             return _must(f'{path}["{clip(key)}"]', "a string (quote it in YAML)", item)
     return None

@@ -49,4 +49,4 @@ def json_type(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
-    return type(value).__name__  # only from YAML: a date, bytes
+    return f"a {type(value).__name__}"  # only from YAML: a date, bytes, a set
