@@ -28,7 +28,7 @@ SETTINGS = [Settings(), Settings(mode="native"), Settings(mode="container", side
 
 settings_ = st.sampled_from(SETTINGS)
 versions = st.sampled_from(VERSIONS)
-namespaces = st.sampled_from(NAMESPACES)
+namespaces = st.sampled_from([*NAMESPACES, "", "n" * 100_000])
 
 
 def expected_subject(pod: Any, namespace: str) -> str:
@@ -40,7 +40,7 @@ def expected_subject(pod: Any, namespace: str) -> str:
         shown = name if len(name) <= 253 else name[:253] + "…"
     elif isinstance(prefix, str) and prefix:
         shown = (prefix if len(prefix) <= 253 else prefix[:253] + "…") + "*"
-    where = f'in namespace "{namespace}"'
+    where = f'in namespace "{namespace if len(namespace) <= 253 else namespace[:253] + "…"}"'
     return f'pod "{shown}" {where}: ' if shown else f"pod {where}: "
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from webhook.decision import Deny, Inject, decide
+from webhook.decision import Deny, Inject, Skip, decide
 from webhook.index import ConfigIndex
 from webhook.inject import ANNOTATIONS_LIMIT
 from webhook.settings import Settings
@@ -326,6 +326,24 @@ def test_a_pod_name_of_a_megabyte_is_cut_at_the_longest_real_name(config: Config
     assert isinstance(outcome, Deny)
     assert outcome.message.startswith(f'pod "{"n" * 253}…" in namespace "agents": entra.io/agent-identity names')
     assert len(outcome.message) < 600
+
+
+def test_a_service_account_name_of_100_000_characters_is_cut_in_the_message(config: ConfigIndex) -> None:
+    # Found by the fuzz suite: the no-identity warning repeated the whole service account name.
+    outcome = decided(config, pod({}, serviceAccountName="9" * 100_000))
+    assert isinstance(outcome, Skip)
+    assert outcome.message == (
+        f"{WHO}: names no agent identity, so no sidecar was injected: add the entra.io/agent-identity annotation, "
+        f'or list service account "{"9" * 253}…" in an AgentIdentity\'s spec.serviceAccounts'
+    )
+
+
+def test_a_namespace_of_100_000_characters_is_cut_in_the_message(config: ConfigIndex) -> None:
+    outcome = decide(pod(), "n" * 100_000, config, Settings())
+    assert isinstance(outcome, Deny)
+    assert outcome.reason == "unknown-identity"
+    assert len(outcome.message) < 800
+    assert outcome.message.endswith(f'but namespace "{"n" * 253}…" has no AgentIdentity of that name (have: none)')
 
 
 def test_lists_in_messages_show_ten_names_and_count_the_rest(config: ConfigIndex) -> None:

@@ -13,7 +13,7 @@ from webhook.index import ConfigView
 from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, InvalidObject, ObjectRef
 from webhook.pod import AGENT_IDENTITY, PodOptions
 from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
-from webhook.text import listing
+from webhook.text import NAME_LIMIT, clip, listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
             names = listing(item.ref.name for item in bound)
             return Refused(
                 "ambiguous-identity",
-                f'service account "{service_account}" is listed in spec.serviceAccounts of several '
+                f'service account "{clip(service_account, NAME_LIMIT)}" is listed in spec.serviceAccounts of several '
                 f"AgentIdentities ({names}): name one with the {AGENT_IDENTITY} annotation, or list the "
                 "service account in only one of them",
             )
@@ -78,7 +78,7 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
     else:
         return Unnamed(
             f"names no agent identity, so no sidecar was injected: add the {AGENT_IDENTITY} annotation, "
-            f'or list service account "{service_account}" in an AgentIdentity\'s spec.serviceAccounts'
+            f'or list service account "{clip(service_account, NAME_LIMIT)}" in an AgentIdentity\'s spec.serviceAccounts'
         )
 
     blueprint = _lookup(config, BLUEPRINT, namespace, blueprint_name, named_by)
@@ -96,9 +96,10 @@ def _lookup(
         have = listing(config.names(kind, namespace)) or "none"
         return Refused(
             f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
-            f'{named_by} "{name}", but namespace "{namespace}" has no {kind} of that name (have: {have})',
+            f'{named_by} "{name}", but namespace "{clip(namespace, NAME_LIMIT)}" has no {kind} of that name '
+            f"(have: {have})",
             missing=ObjectRef(kind, namespace, name),
         )
     if isinstance(found, InvalidObject):
-        return Refused("invalid-config", f'{named_by} "{name}", but {found.message}: fix the {kind}')
+        return Refused("invalid-config", f'{named_by} "{name}", but {clip(found.message, 1024)}: fix the {kind}')
     return found
