@@ -304,6 +304,17 @@ def test_the_budget_counts_bytes_not_characters(config: ConfigIndex) -> None:
     assert isinstance(decided(config, subject), Deny)
 
 
+def test_the_budget_holds_when_the_pod_has_no_annotations_at_all(config: ConfigIndex) -> None:
+    # Our default-container annotation repeats the first app container's name, whatever its length.
+    subject = pod(serviceAccountName="sales-agent")
+    del subject["metadata"]["annotations"]
+    subject["spec"]["containers"][0]["name"] = "a" * ANNOTATIONS_LIMIT
+    outcome = decided(config, subject)
+    assert isinstance(outcome, Deny)
+    assert outcome.reason == "annotations-too-large"
+    assert "its annotations take 0 bytes and the injector adds 262," in outcome.message
+
+
 # -- 5. messages never echo an unbounded value ---------------------------------------------------------
 
 

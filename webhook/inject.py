@@ -260,15 +260,16 @@ def _annotation_ops(
     if first_app is not None:
         wanted[DEFAULT_CONTAINER] = first_app
     metadata = pod.get("metadata")
-    if not isinstance(metadata, dict):  # absent or null: the shape check let nothing else through
-        return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
-    present = metadata.get("annotations")
-    if not isinstance(present, dict):
-        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
+    present = mapping(metadata, "annotations") if isinstance(metadata, dict) else {}
     added = {key: value for key, value in wanted.items() if key not in present}
     over = annotations_over_limit(present, added)
     if over:
         return over
+    # Absent or null (the shape check let nothing else through): the add sets what was not there.
+    if not isinstance(metadata, dict):
+        return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
+    if not isinstance(metadata.get("annotations"), dict):
+        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
     return [
         {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value} for key, value in added.items()
     ]
