@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from webhook.inject import ANNOTATIONS_LIMIT
+from webhook.budget import ANNOTATIONS_LIMIT
 
 Json = dict[str, Any]
 
@@ -48,6 +48,12 @@ URLS = [
     "http://+:0",
     "http://+:70000",
     "http://[::1]:7000",
+]
+
+SECCOMP_PROFILES = [
+    {"type": "RuntimeDefault"},
+    {"type": "Unconfined"},
+    {"type": "Localhost", "localhostProfile": "profiles/agent.json"},
 ]
 
 dns_labels = st.from_regex(r"[a-z]([-a-z0-9]{0,8}[a-z0-9])?", fullmatch=True)
@@ -241,6 +247,8 @@ def valid_pods(draw: st.DrawFn) -> Json:
                 {"name": env, "value": "v"}
                 for env in draw(st.lists(env_names.filter(lambda n: n != "ASPNETCORE_URLS"), max_size=3, unique=True))
             ]
+        if draw(_rarely(3)):  # a 1.19-1.24 server copies it into an annotation, which counts in the budget
+            container["securityContext"] = {"seccompProfile": draw(st.sampled_from(SECCOMP_PROFILES))}
         port = draw(st.sampled_from([None, 5000, 5001, 8080]))
         if port is not None and port not in used_ports:
             used_ports.add(port)
@@ -257,6 +265,8 @@ def valid_pods(draw: st.DrawFn) -> Json:
         used = sum(len(key) + len(value) for key, value in annotations.items()) + len("example.com/big")
         annotations["example.com/big"] = "x" * (draw(st.integers(ANNOTATIONS_LIMIT - 300, ANNOTATIONS_LIMIT)) - used)
     spec: Json = {"containers": regular}
+    if draw(_rarely(4)):
+        spec["securityContext"] = {"seccompProfile": draw(st.sampled_from(SECCOMP_PROFILES))}
     if draw(st.booleans()):
         spec["initContainers"] = [{"name": "setup", "image": "example.com/setup:1.0"}]
     if draw(st.booleans()):

@@ -71,8 +71,8 @@ def test_any_body_gets_an_answer_and_never_a_500(client: httpx.Client, drawn: tu
         assert len(error) <= 300
         count("served: 400")
         return
-    assert review is not None, "only JSON we generated can be a well-formed review"
-    _check_reply(review, response.json())
+    # Raw variants (a cut at the very end, nesting within the limit) may still be a whole review.
+    _check_reply(review if review is not None else json.loads(body), response.json())
 
 
 def test_the_server_is_healthy_after_the_campaign(client: httpx.Client, server: Served) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from webhook.budget import ANNOTATIONS_LIMIT
 from webhook.decision import Deny, Inject, Skip, decide
 from webhook.index import ConfigIndex
-from webhook.inject import ANNOTATIONS_LIMIT
 from webhook.settings import Settings
 
 WHO = 'pod "web-7d9c" in namespace "agents"'
@@ -276,32 +276,67 @@ def added_bytes(outcome: Inject) -> int:
     )
 
 
+NEW_SERVER = (1, 30)  # copies no seccomp profile into annotations
+SECCOMP_COPY = len("container.seccomp.security.alpha.kubernetes.io/entra-sidecar") + len("runtime/default")
+
+
 def test_annotations_that_just_fit_with_ours_are_injected(config: ConfigIndex) -> None:
-    probe = injected(config, pod())
-    ours = added_bytes(probe)
-    outcome = injected(config, annotated_to(ANNOTATIONS_LIMIT - ours))  # exactly the limit: Kubernetes takes it
+    ours = added_bytes(decided(config, pod(), NEW_SERVER))
+    subject = annotated_to(ANNOTATIONS_LIMIT - ours)  # exactly the limit: Kubernetes takes it
+    outcome = decided(config, subject, NEW_SERVER)
+    assert isinstance(outcome, Inject)
     assert added_bytes(outcome) == ours
 
 
 def test_annotations_that_ours_would_push_past_256_kib_are_denied_naming_the_budget(config: ConfigIndex) -> None:
-    ours = added_bytes(injected(config, pod()))
-    subject = annotated_to(ANNOTATIONS_LIMIT - ours + 1)
-    outcome = decided(config, subject)
+    ours = added_bytes(decided(config, pod(), NEW_SERVER))
+    outcome = decided(config, annotated_to(ANNOTATIONS_LIMIT - ours + 1), NEW_SERVER)
     assert isinstance(outcome, Deny)
     assert (outcome.reason, outcome.code) == ("annotations-too-large", 400)
     assert outcome.message == (
-        f"{WHO}: its annotations take {ANNOTATIONS_LIMIT - ours + 1:,} bytes and the injector adds {ours:,} "
+        f"{WHO}: its annotations take {ANNOTATIONS_LIMIT - ours + 1:,} bytes, the injector adds {ours:,} "
         "(entra.io/status, kubectl.kubernetes.io/default-container), past Kubernetes' limit of 262,144 bytes for "
         "all keys and values: shorten or drop annotations (kubectl.kubernetes.io/last-applied-configuration is "
         "often the largest: kubectl apply --server-side writes none)"
     )
 
 
-def test_the_budget_counts_bytes_not_characters(config: ConfigIndex) -> None:
+@pytest.mark.parametrize("version", [(1, 20), (1, 24), None])
+def test_the_budget_counts_the_seccomp_annotation_a_1_19_to_1_24_server_adds_for_the_sidecar(
+    config: ConfigIndex, version: tuple[int, int] | None
+) -> None:
+    # Found by the API server property suite: a 1.20 server copied the sidecar's seccompProfile into
+    # `container.seccomp.security.alpha.kubernetes.io/entra-sidecar` and refused the Pod as "Too long".
     ours = added_bytes(injected(config, pod()))
+    fits = decided(config, annotated_to(ANNOTATIONS_LIMIT - ours - SECCOMP_COPY), version)
+    assert isinstance(fits, Inject)
+    over = decided(config, annotated_to(ANNOTATIONS_LIMIT - ours - SECCOMP_COPY + 1), version)
+    assert isinstance(over, Deny)
+    assert f"the injector adds {ours:,} (entra.io/status, kubectl.kubernetes.io/default-container) and the API " in (
+        over.message
+    )
+    assert (
+        f"server {SECCOMP_COPY} more (seccomp profiles copied to annotations), past Kubernetes' limit" in over.message
+    )
+
+
+def test_the_app_containers_own_seccomp_profiles_count_too_on_such_servers(config: ConfigIndex) -> None:
+    ours = added_bytes(injected(config, pod()))
+    subject = annotated_to(ANNOTATIONS_LIMIT - ours - SECCOMP_COPY)
+    profile = {"type": "Localhost", "localhostProfile": "profiles/agent.json"}
+    subject["spec"]["containers"][0]["securityContext"] = {"seccompProfile": profile}
+    copied = len("container.seccomp.security.alpha.kubernetes.io/app") + len("localhost/profiles/agent.json")
+    over = decided(config, subject, (1, 20))
+    assert isinstance(over, Deny)
+    assert f"and the API server {SECCOMP_COPY + copied} more" in over.message
+    assert isinstance(decided(config, subject, NEW_SERVER), Inject)
+
+
+def test_the_budget_counts_bytes_not_characters(config: ConfigIndex) -> None:
+    ours = added_bytes(decided(config, pod(), NEW_SERVER))
     # 2-byte characters: in characters this is far under the limit, in bytes it is one over.
     subject = annotated_to(ANNOTATIONS_LIMIT - ours + 1, filler="é")
-    assert isinstance(decided(config, subject), Deny)
+    assert isinstance(decided(config, subject, NEW_SERVER), Deny)
 
 
 def test_the_budget_holds_when_the_pod_has_no_annotations_at_all(config: ConfigIndex) -> None:
@@ -312,7 +347,7 @@ def test_the_budget_holds_when_the_pod_has_no_annotations_at_all(config: ConfigI
     outcome = decided(config, subject)
     assert isinstance(outcome, Deny)
     assert outcome.reason == "annotations-too-large"
-    assert "its annotations take 0 bytes and the injector adds 262," in outcome.message
+    assert "its annotations take 0 bytes, the injector adds 262," in outcome.message
 
 
 # -- 5. messages never echo an unbounded value ---------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from webhook import __version__
+from webhook.budget import over_limit, seccomp_synced
 from webhook.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
@@ -21,6 +22,7 @@ from webhook.pod import (
     PodOptions,
     items,
     mapping,
+    pod_annotations,
     url_port,
 )
 from webhook.pod import SIDECAR_NAME as SIDECAR
@@ -31,9 +33,6 @@ from webhook.text import clip, listing, quoted
 
 Json = dict[str, Any]
 Mode = Literal["native", "container"]
-
-# apimachinery's TotalAnnotationSizeLimitB: the sum of len(key) + len(value) in bytes may not pass it.
-ANNOTATIONS_LIMIT = 256 * (1 << 10)
 
 
 def escape(token: str) -> str:
@@ -104,9 +103,14 @@ def plan(
 
     key = "initContainers" if mode == "native" else "containers"
     sidecar = sidecar_container(resolved.blueprint, resolved.identity, settings, port, mode)
-    ops = _annotation_ops(pod, resolved, mode, _first_app_container(containers))
-    if isinstance(ops, Conflict):
-        return ops
+    wanted = _our_annotations(resolved, mode, _first_app_container(containers))
+    present = pod_annotations(pod)
+    added = {name: value for name, value in wanted.items() if name not in present}
+    everyone = [sidecar, *init_containers, *containers, *items(spec, "ephemeralContainers")]
+    too_large = over_limit(present, added, seccomp_synced(spec, everyone, present, server_version))
+    if too_large:
+        return Conflict("annotations-too-large", too_large)
+    ops = _annotation_ops(pod, wanted, added)
     ops += _append_ops(spec, "/spec/volumes", "volumes", sidecar_volumes(resolved.blueprint))
     if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
         ops.append({"op": "add", "path": f"/spec/{key}/0", "value": sidecar})
@@ -246,9 +250,7 @@ def _first_app_container(containers: Sequence[Any]) -> str | None:
     return None
 
 
-def _annotation_ops(
-    pod: Mapping[str, Any], resolved: Resolved, mode: Mode, first_app: str | None
-) -> list[Json] | Conflict:
+def _our_annotations(resolved: Resolved, mode: Mode, first_app: str | None) -> dict[str, str]:
     status = {
         "blueprint": resolved.blueprint.ref.name,
         "agentIdentity": resolved.identity.ref.name if resolved.identity else None,
@@ -259,13 +261,13 @@ def _annotation_ops(
     wanted = {STATUS: orjson.dumps(status).decode()}
     if first_app is not None:
         wanted[DEFAULT_CONTAINER] = first_app
+    return wanted
+
+
+def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[Json]:
+    """`added` are those of `wanted` the Pod lacks; absent or null maps (nothing else passed the shape
+    check) are set whole."""
     metadata = pod.get("metadata")
-    present = mapping(metadata, "annotations") if isinstance(metadata, dict) else {}
-    added = {key: value for key, value in wanted.items() if key not in present}
-    over = annotations_over_limit(present, added)
-    if over:
-        return over
-    # Absent or null (the shape check let nothing else through): the add sets what was not there.
     if not isinstance(metadata, dict):
         return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
     if not isinstance(metadata.get("annotations"), dict):
@@ -273,32 +275,6 @@ def _annotation_ops(
     return [
         {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value} for key, value in added.items()
     ]
-
-
-def annotations_over_limit(present: Mapping[str, str], added: Mapping[str, str]) -> Conflict | None:
-    """Kubernetes refuses a Pod whose annotations (keys plus values, in UTF-8 bytes) pass 256 KiB.
-
-    Denying here names the cause; a patch that crossed the limit would get the API server's bare
-    "metadata.annotations: Too long" instead. Characters are counted first: most Pods are far off.
-    """
-    chars = sum(len(key) + len(value) for key, value in present.items())
-    extra = sum(_utf8(key) + _utf8(value) for key, value in added.items())
-    if 4 * chars + extra <= ANNOTATIONS_LIMIT:
-        return None
-    have = sum(_utf8(key) + _utf8(value) for key, value in present.items())
-    if have + extra <= ANNOTATIONS_LIMIT:
-        return None
-    return Conflict(
-        "annotations-too-large",
-        f"its annotations take {have:,} bytes and the injector adds {extra:,} ({', '.join(added)}), past "
-        f"Kubernetes' limit of {ANNOTATIONS_LIMIT:,} bytes for all keys and values: shorten or drop annotations "
-        "(kubectl.kubernetes.io/last-applied-configuration is often the largest: kubectl apply --server-side "
-        "writes none)",
-    )
-
-
-def _utf8(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _append_ops(parent: Mapping[str, Any], path: str, key: str, values: list[Json]) -> list[Json]:
