@@ -2,8 +2,9 @@
 
 Generated valid Pods go through `decide` (with the server's version, and with none, as a file config
 has it), and both the original and the patched Pod through a server-side dry run in a namespace no
-webhook watches. A denial for the annotation budget must be one the API server agrees with: the
-Pod with our annotations added is refused.
+webhook watches. A denial for the annotation budget, with the version known, must be one the API
+server agrees with: the Pod injected anyway is refused. (With no version known the budget also
+counts what 1.19-1.24 servers add, so it may deny up to 75 bytes early.)
 """
 
 from __future__ import annotations
@@ -46,17 +47,13 @@ def dry_run(plane: ControlPlane, pod: dict[str, Any]) -> tuple[int, Any]:
     return plane.request("POST", f"/api/v1/namespaces/{NAMESPACE}/pods?dryRun=All", pod)
 
 
-def _with_our_annotations(pod: dict[str, Any], version: tuple[int, int] | None) -> dict[str, Any]:
-    """The Pod with the annotations the injector would have added, had there been room."""
+def _injected_anyway(pod: dict[str, Any], version: tuple[int, int] | None) -> dict[str, Any]:
+    """The Pod as the injector would have made it had the big annotation left room (same ops)."""
     roomy = copy.deepcopy(pod)
     roomy["metadata"]["annotations"].pop("example.com/big")
     outcome = decide(roomy, "agents", CONFIG, Settings(), version)
     assert isinstance(outcome, Inject), outcome
-    grown = copy.deepcopy(pod)
-    for op in outcome.ops:
-        if op["path"].startswith("/metadata/annotations/"):
-            grown = jsonpatch.apply_patch(grown, [op])
-    return grown
+    return jsonpatch.apply_patch(pod, outcome.ops)
 
 
 @budget(quick=12, long=400)
@@ -76,8 +73,8 @@ def test_an_injected_pod_is_accepted_whenever_the_original_is(
         status, body = dry_run(control_plane, jsonpatch.apply_patch(pod, outcome.ops))
         assert status == 201, body.get("message") if isinstance(body, dict) else body
         count(f"API server {control_plane.version[0]}.{control_plane.version[1]}: injected pods accepted")
-    elif isinstance(outcome, Deny) and outcome.reason == "annotations-too-large":
-        status, body = dry_run(control_plane, _with_our_annotations(pod, version))
+    elif isinstance(outcome, Deny) and outcome.reason == "annotations-too-large" and version is not None:
+        status, body = dry_run(control_plane, _injected_anyway(pod, version))
         assert status == 422, body
         assert "metadata.annotations: Too long" in body["message"]
         count(f"API server {control_plane.version[0]}.{control_plane.version[1]}: budget denials confirmed")
