@@ -53,7 +53,8 @@ def _injected_anyway(pod: dict[str, Any], version: tuple[int, int] | None) -> di
     roomy["metadata"]["annotations"].pop("example.com/big")
     outcome = decide(roomy, "agents", CONFIG, Settings(), version)
     assert isinstance(outcome, Inject), outcome
-    return jsonpatch.apply_patch(pod, outcome.ops)
+    injected: dict[str, Any] = jsonpatch.apply_patch(pod, outcome.ops)
+    return injected
 
 
 @budget(quick=12, long=400)
