@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.pod import mapping
-
 ANNOTATIONS_LIMIT = 256 * (1 << 10)
 SECCOMP_SYNCED = ((1, 19), (1, 25))  # [from, until): the API servers that copy fields to annotations
 POD_SECCOMP = "seccomp.security.alpha.kubernetes.io/pod"
@@ -25,11 +23,11 @@ def over_limit(present: Mapping[str, str], added: Mapping[str, str], synced: int
 
     Characters are counted first: most Pods are far off, and then no string is encoded.
     """
-    chars = sum(len(key) + len(value) for key, value in present.items())
-    extra = _bytes(added.items())
-    if 4 * chars + extra + synced <= ANNOTATIONS_LIMIT:
+    chars = sum(map(len, present)) + sum(map(len, present.values()))
+    chars += sum(map(len, added)) + sum(map(len, added.values()))
+    if 4 * chars + synced <= ANNOTATIONS_LIMIT:  # UTF-8 takes at most 4 bytes a character
         return None
-    have = _bytes(present.items())
+    have, extra = _bytes(present.items()), _bytes(added.items())
     if have + extra + synced <= ANNOTATIONS_LIMIT:
         return None
     copied = f" and the API server {synced:,} more (seccomp profiles copied to annotations)" if synced else ""
@@ -51,28 +49,29 @@ def seccomp_synced(
     since, until = SECCOMP_SYNCED
     if server_version is not None and not since <= server_version < until:
         return 0
-    total = _synced(POD_SECCOMP, mapping(spec, "securityContext"), annotations)
+    total = _synced(POD_SECCOMP, spec, annotations)
     for container in containers:
-        if isinstance(container, dict) and isinstance(container.get("name"), str):
-            key = CONTAINER_SECCOMP + container["name"]
-            total += _synced(key, mapping(container, "securityContext"), annotations)
+        if type(container) is dict and type(container.get("name")) is str:
+            total += _synced(CONTAINER_SECCOMP + container["name"], container, annotations)
     return total
 
 
-def _synced(key: str, security: Mapping[str, Any], annotations: Mapping[str, str]) -> int:
-    if key in annotations:
+def _synced(key: str, owner: Mapping[str, Any], annotations: Mapping[str, str]) -> int:
+    """What the server copies from `owner.securityContext.seccompProfile` into annotation `key`."""
+    security = owner.get("securityContext")
+    profile = security.get("seccompProfile") if type(security) is dict else None
+    if type(profile) is not dict or key in annotations:
         return 0
-    profile = mapping(security, "seccompProfile")
     kind, local = profile.get("type"), profile.get("localhostProfile")
     if kind == "RuntimeDefault":
         value = "runtime/default"
     elif kind == "Unconfined":
         value = "unconfined"
-    elif kind == "Localhost" and isinstance(local, str):
+    elif kind == "Localhost" and type(local) is str:
         value = "localhost/" + local
     else:
         return 0
-    return _bytes([(key, value)])
+    return _utf8(key) + _utf8(value)
 
 
 def _bytes(pairs: Iterable[tuple[str, str]]) -> int:
@@ -80,4 +79,4 @@ def _bytes(pairs: Iterable[tuple[str, str]]) -> int:
 
 
 def _utf8(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
