@@ -61,7 +61,7 @@ fuzz: install control-plane
 		tests/test_fuzz_core.py tests/test_fuzz_server.py tests/test_index.py tests/e2e/test_fuzz_apiserver.py
 
 # Minutes of Pod creations through a real API server while certificates rotate, CRs change every
-# second and the API server restarts once. SOAK_SECONDS (default 300), SOAK_CREATORS, K8S (default 1.20).
+# second and the API server restarts once. SOAK_SECONDS (default 300), SOAK_CREATORS (16), K8S (default 1.20).
 soak: install control-plane
 	$(BIN)/python -m tests.soak
 

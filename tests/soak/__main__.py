@@ -10,7 +10,7 @@ Each creation must come back 201 with the sidecar and an agent identity id the C
 admissions, failures (during the restart, in the seconds after, and otherwise) and latencies, and
 exits 1 if anything failed outside the restart. Not part of `make test`: it takes minutes.
 
-    SOAK_SECONDS=300 SOAK_CREATORS=8 K8S=1.20 python -m tests.soak
+    SOAK_SECONDS=300 SOAK_CREATORS=16 K8S=1.20 python -m tests.soak
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _report(
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "300")))
-    parser.add_argument("--creators", type=int, default=int(os.environ.get("SOAK_CREATORS", "8")))
+    parser.add_argument("--creators", type=int, default=int(os.environ.get("SOAK_CREATORS", "16")))
     parser.add_argument("--version", default=os.environ.get("K8S", "1.20"), help="Kubernetes version (env K8S)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="entra-soak-") as temp:
