@@ -9,7 +9,7 @@ PORT ?= 8443
 K8S ?= 1.20,1.36
 export K8S
 
-.PHONY: install run certs test unit e2e lint bench control-plane helm manifests lock promtool clean
+.PHONY: install run certs test unit e2e lint bench fuzz soak control-plane helm manifests lock promtool clean
 
 install: $(VENV)/.installed
 
@@ -85,6 +85,17 @@ promtool:
 
 bench: install
 	$(BIN)/python -m bench
+
+# The property suites' long campaign (core, served endpoint, API server dry runs); prints the counts.
+# `make test` runs the same suites with a short budget.
+fuzz: install control-plane
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest --hypothesis-show-statistics \
+		tests/test_fuzz_core.py tests/test_fuzz_server.py tests/test_index.py tests/e2e/test_fuzz_apiserver.py
+
+# Minutes of Pod creations through a real API server while certificates rotate, CRs change every
+# second and the API server restarts once. SOAK_SECONDS (default 300), SOAK_CREATORS (16), K8S (its newest: 1.36).
+soak: install control-plane
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) certs/*.crt certs/*.key .mypy_cache .ruff_cache .pytest_cache

@@ -14,6 +14,7 @@ import yaml
 from tests.doubles.entra import EntraDouble
 from tests.doubles.graph import GraphDouble
 from tests.doubles.https import serve_https
+from tests.fuzz import COUNTS, PROFILE
 from tests.servers import make_certs
 from webhook.index import ConfigIndex
 from webhook.settings import Settings
@@ -80,3 +81,11 @@ def doubles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doubles]:
     with serve_https(entra.handle, certs) as entra_url, serve_https(graph.handle, certs) as graph_url:
         entra.base_url, graph.base_url = entra_url, graph_url
         yield Doubles(entra, graph, entra_url, graph_url + "/v1.0", certs / "ca.crt")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the property suites ran, so a fuzz campaign reports counts and not only "passed"."""
+    if COUNTS:
+        terminalreporter.section(f"fuzz counts (hypothesis profile {PROFILE})")
+        for what, amount in sorted(COUNTS.items()):
+            terminalreporter.write_line(f"{amount:>9,}  {what}")

@@ -65,11 +65,30 @@ def test_job_templates_in_container_mode_warn_on_stderr(capsys: pytest.CaptureFi
 
 
 def test_native_mode_flag_puts_the_sidecar_first_in_init_containers(capsys: pytest.CaptureFixture[str]) -> None:
-    _, documents, err = inject(capsys, "-f", str(WORKLOADS / "job.yaml"), "--config", CONFIG, "--mode", "native")
+    args = ["-f", str(WORKLOADS / "job.yaml"), "--config", CONFIG, "--mode", "native", "--server-version", "v1.30.2"]
+    _, documents, err = inject(capsys, *args)
     template = documents[0]["spec"]["template"]
     assert template["spec"]["initContainers"][0]["name"] == SIDECAR_NAME
     assert template["spec"]["initContainers"][0]["restartPolicy"] == "Always"
     assert err == ""
+
+
+def test_native_mode_without_a_server_version_injects_a_regular_container_and_says_how_to_declare_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, documents, err = inject(capsys, "-f", str(WORKLOADS / "pod.yaml"), "--config", CONFIG, "--mode", "native")
+    spec = documents[0]["spec"]
+    assert "initContainers" not in spec
+    assert spec["containers"][0]["name"] == SIDECAR_NAME
+    assert "native sidecar requested, but the API server's version is unknown" in err
+    assert "declare the version with --server-version (e.g. 1.29)" in err
+
+
+def test_a_malformed_server_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["inject", "-f", str(WORKLOADS / "pod.yaml"), "--server-version", "latest"])
+    assert exit_.value.code == 2
+    assert "--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in capsys.readouterr().err
 
 
 def test_v1_list_items_are_each_injected_and_others_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
@@ -270,3 +289,20 @@ def test_offline_the_example_managed_identity_is_explained_until_its_provisioned
     template = documents[1]["spec"]["template"]
     assert sidecar_names(template) == [SIDECAR_NAME]
     assert app_env(template)["AGENT_IDENTITY_APP_ID"] == "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"
+
+
+def test_a_hand_written_pod_with_a_wrong_type_is_denied_naming_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent\n  namespace: agents\n"
+        "  annotations: {entra.io/agent-identity: sales-agent, entra.io/sidecar-port: 5001}\n"
+        "spec:\n  containers:\n    - name: agent\n      image: example.com/agent:1.0\n      env: {A: b}\n"
+    )
+    code, _, err = inject(capsys, "-f", str(manifest), "--config", CONFIG)
+    assert code == 1
+    assert err == (
+        'denied: pod "agent" in namespace "agents": metadata.annotations["entra.io/sidecar-port"] must be a string '
+        "(quote it in YAML), got a number, which Kubernetes refuses too: correct it\n"
+    )

@@ -318,22 +318,37 @@ def test_pod_annotation_overrides_the_operator_mode(config: ConfigIndex) -> None
 
 
 @pytest.mark.parametrize(
-    "garbage",
+    ("garbage", "outcome", "reason"),
     [
-        {},
-        {"metadata": None, "spec": None},
-        {"metadata": {"annotations": None}, "spec": {"containers": [None, 3, "x"]}},
-        {"metadata": {"annotations": {"entra.io/agent-identity": 7}}, "spec": {"containers": [{"name": "a"}]}},
-        {"metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}}, "spec": {"containers": [{}]}},
-        {
-            "metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}},
-            "spec": {"containers": [{"name": "a", "env": None, "ports": [None, {"containerPort": "x"}]}], "volumes": 5},
-        },
+        ({}, Skip, "invalid-pod"),
+        ({"metadata": None, "spec": None}, Skip, "invalid-pod"),
+        ({"metadata": {"annotations": None}, "spec": {"containers": [None, 3, "x"]}}, Deny, "malformed-pod"),
+        (
+            {"metadata": {"annotations": {"entra.io/agent-identity": 7}}, "spec": {"containers": [{}]}},
+            Deny,
+            "malformed-pod",
+        ),
+        (
+            {"metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}}, "spec": {"containers": [{}]}},
+            Inject,
+            "injected",
+        ),
+        (
+            {
+                "metadata": {"annotations": {"entra.io/agent-identity": "sales-agent"}},
+                "spec": {"containers": [{"name": "a", "env": None, "ports": [None]}], "volumes": 5},
+            },
+            Deny,
+            "malformed-pod",
+        ),
     ],
 )
-def test_malformed_pods_never_raise(config: ConfigIndex, garbage: dict[str, Any]) -> None:
-    outcome = decide(garbage, "agents", config, Settings())
-    assert isinstance(outcome, Inject | Skip | Deny)
+def test_malformed_pods_are_denied_or_left_to_the_api_server(
+    config: ConfigIndex, garbage: dict[str, Any], outcome: type, reason: str
+) -> None:
+    decided = decide(garbage, "agents", config, Settings())
+    assert isinstance(decided, outcome)
+    assert decided.reason == reason
 
 
 def test_a_managed_identity_that_is_not_ready_is_denied_with_the_condition(config: ConfigIndex) -> None:

@@ -7,17 +7,19 @@ import base64
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import FIXTURES
 from webhook.admission import Admission
-from webhook.models import BLUEPRINT, IDENTITY, ObjectRef
+from webhook.models import BLUEPRINT, IDENTITY, ConfigObject, ObjectRef
 from webhook.review import parse_review
 from webhook.settings import Settings
-from webhook.sources.files import FileSource, SourceError
+from webhook.sources.files import FileSource, Fingerprint, SourceError
 
 USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
 APP_ID = "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"
@@ -78,13 +80,68 @@ def test_a_new_file_in_a_directory_is_picked_up(tmp_path: Path) -> None:
     assert source.index.names(IDENTITY, "agents") == ["fresh"]
 
 
-def test_lookup_rereads_files_for_an_object_created_a_moment_ago(tmp_path: Path) -> None:
+def test_a_lookup_finds_a_file_written_a_moment_ago_through_the_next_background_scan(tmp_path: Path) -> None:
+    async def scenario() -> str | None:
+        source = FileSource([tmp_path], interval=3600)  # only the lookup can bring the scan forward
+        await source.start()
+        (tmp_path / "new.yaml").write_text(IDENTITY_YAML.format(name="late"))
+        found = await source.lookup(ObjectRef(IDENTITY, "agents", "late"))
+        await source.stop()
+        return found.ref.name if found else None
+
+    assert asyncio.run(scenario()) == "late"
+
+
+def test_a_lookup_never_reads_the_disk_itself(tmp_path: Path) -> None:
     source = FileSource([tmp_path])
     source.load()
     (tmp_path / "new.yaml").write_text(IDENTITY_YAML.format(name="late"))
-    found = asyncio.run(source.lookup(ObjectRef(IDENTITY, "agents", "late")))
-    assert found is not None
-    assert found.ref.name == "late"
+    assert asyncio.run(source.lookup(ObjectRef(IDENTITY, "agents", "late"))) is None  # no background task: no scan
+
+
+def test_many_lookups_at_once_share_one_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for number in range(20):
+        (tmp_path / f"ids-{number}.yaml").write_text(IDENTITY_YAML.format(name=f"id-{number}"))
+    scans: list[str] = []
+    original = FileSource._scan
+
+    def counted(self: FileSource) -> Fingerprint:
+        scans.append(threading.current_thread().name)
+        return original(self)
+
+    monkeypatch.setattr(FileSource, "_scan", counted)
+
+    async def scenario() -> list[ConfigObject | None]:
+        source = FileSource([tmp_path], interval=3600, min_gap=0.2)
+        await source.start()
+        scans.clear()
+        found = await asyncio.gather(*(source.lookup(ObjectRef(IDENTITY, "agents", "nobody")) for _ in range(100)))
+        await source.stop()
+        return found
+
+    assert asyncio.run(scenario()) == [None] * 100
+    assert len(scans) == 1
+    assert scans[0] != threading.main_thread().name  # in a worker thread, never on the event loop
+
+
+def test_a_reload_parses_only_the_files_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [tmp_path / f"ids-{number}.yaml" for number in range(3)]
+    for number, path in enumerate(paths):
+        path.write_text(IDENTITY_YAML.format(name=f"id-{number}"))
+    source = FileSource([tmp_path])
+    source.load()
+    read: list[str] = []
+    original = FileSource._read
+
+    def counted(self: FileSource, path: str, stamp: tuple[int, int]) -> Any:
+        read.append(Path(path).name)
+        return original(self, path, stamp)
+
+    monkeypatch.setattr(FileSource, "_read", counted)
+    touch_later(paths[1], IDENTITY_YAML.format(name="renamed"))
+    assert source.refresh() is True
+    assert read == ["ids-1.yaml"]
+    assert source.index.names(IDENTITY, "agents") == ["id-0", "id-2", "renamed"]
 
 
 def test_the_running_source_reloads_in_the_background(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import TESTS, load_yaml
+from tests.podchecks import assert_only_added
 from webhook.decision import Inject, Skip, decide
 from webhook.index import ConfigIndex
 from webhook.settings import Settings
@@ -55,30 +56,6 @@ def _check_golden(path: Path, actual: str) -> None:
     assert actual == path.read_text(encoding="utf-8")
 
 
-def _assert_only_added(before: Any, after: Any, where: str = "") -> None:
-    """Everything the Pod had is still there, unchanged and in the same order."""
-    if isinstance(before, dict):
-        assert isinstance(after, dict), where
-        for key, value in before.items():
-            assert key in after, f"{where}/{key} was removed"
-            _assert_only_added(value, after[key], f"{where}/{key}")
-    elif isinstance(before, list):
-        assert isinstance(after, list), where
-        position = 0
-        for item in before:  # the old items, in order, as a subsequence of the new list
-            while position < len(after) and after[position] != item and not _extends(item, after[position]):
-                position += 1
-            assert position < len(after), f"{where}: {item!r} lost or reordered"
-            _assert_only_added(item, after[position], f"{where}[{position}]")
-            position += 1
-    else:
-        assert before == after, f"{where} changed from {before!r} to {after!r}"
-
-
-def _extends(before: Any, after: Any) -> bool:
-    return isinstance(before, dict) and isinstance(after, dict) and before.get("name", object()) == after.get("name")
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_patch_ops_match_the_golden_file(name: str, config: ConfigIndex) -> None:
     _, result, _ = _run(name, config)
@@ -95,7 +72,7 @@ def test_patched_pod_matches_the_golden_file(name: str, config: ConfigIndex) -> 
 def test_patch_only_adds_and_keeps_everything_the_pod_had(name: str, config: ConfigIndex) -> None:
     pod, result, patched = _run(name, config)
     assert {op["op"] for op in result["ops"]} <= {"add"}
-    _assert_only_added(pod, patched)
+    assert_only_added(pod, patched)
 
 
 @pytest.mark.parametrize("name", CASES)

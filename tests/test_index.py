@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.conftest import resource
+from tests.fuzz import budget, count
 from webhook.index import ConfigIndex
 from webhook.models import IDENTITY, AgentIdentity, ObjectRef, parse_object
 
@@ -52,3 +56,38 @@ def test_replacing_a_kind_keeps_the_other_kind() -> None:
     assert replaced.names(IDENTITY, "agents") == []
     assert replaced.names(IDENTITY, "n2") == ["z"]
     assert replaced.count(IDENTITY) == 1
+
+
+_NAMES = st.sampled_from(["a", "b", "c", "d"])
+_CHANGES = st.lists(
+    st.tuples(
+        st.booleans(),  # True: add or replace; False: delete
+        st.sampled_from(["agents", "other"]),
+        _NAMES,
+        st.lists(st.sampled_from(["sa1", "sa2", "sa3"]), max_size=3, unique=True),
+    ),
+    max_size=30,
+)
+
+
+@budget(quick=200, long=5000)
+@given(_CHANGES)
+def test_changes_one_at_a_time_give_the_same_snapshot_as_building_it_anew(
+    changes: list[tuple[bool, str, str, list[str]]],
+) -> None:
+    count("index: change sequences")
+    index = ConfigIndex()
+    live: dict[tuple[str, str], AgentIdentity] = {}
+    for add, namespace, name, accounts in changes:
+        if add:
+            found = identity(name, namespace, tuple(accounts))
+            index, live[(namespace, name)] = index.with_object(found), found
+        else:
+            index = index.without(ObjectRef(IDENTITY, namespace, name))
+            live.pop((namespace, name), None)
+    rebuilt = ConfigIndex.of(live.values())
+    for namespace in ("agents", "other"):
+        assert index.names(IDENTITY, namespace) == rebuilt.names(IDENTITY, namespace)
+        for account in ("sa1", "sa2", "sa3"):
+            assert index.bound_identities(namespace, account) == rebuilt.bound_identities(namespace, account)
+    assert index.count(IDENTITY) == len(live)

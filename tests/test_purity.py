@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["webhook.decision", "webhook.review", "webhook.workloads", "webhook.documents"]
+CORE = ["webhook.decision", "webhook.review", "webhook.workloads", "webhook.documents", "webhook.bounds"]
 SHELL_ONLY = {"starlette", "uvicorn", "kubernetes", "httpx", "prometheus_client"}
 
 

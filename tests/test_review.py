@@ -102,3 +102,67 @@ def test_namespace_falls_back_to_the_object_metadata() -> None:
 def test_a_quiet_skip_has_no_warning() -> None:
     reply = answer(parse_review(review()), Skip("already-injected", "m", quiet=True))
     assert reply["response"] == {"uid": "u-1", "allowed": True}
+
+
+@pytest.mark.parametrize("field", ["namespace", "operation", "subResource"])
+@pytest.mark.parametrize(
+    ("value", "got"), [([], "an array"), ({"a": 1}, "an object"), (5, "a number"), (True, "a boolean")]
+)
+def test_scalar_request_fields_of_another_type_are_rejected_naming_the_field(field: str, value: Any, got: str) -> None:
+    with pytest.raises(BadReview) as error:
+        parse_review(review(**{field: value}))
+    assert str(error.value) == f"request.{field} must be a string, got {got}"
+
+
+@pytest.mark.parametrize("field", ["namespace", "operation", "subResource"])
+def test_a_request_field_nested_a_thousand_deep_is_rejected_before_parsing(field: str) -> None:
+    # Once a RecursionError (HTTP 500) in str(); now the body never reaches the parser.
+    body = review(**{field: "DEEP"}).replace(b'"DEEP"', b"[" * 1000 + b"]" * 1000)
+    with pytest.raises(BadReview, match=r"^body nests JSON arrays and objects more than 64 deep$"):
+        parse_review(body)
+
+
+def test_the_kind_must_be_an_object_with_a_string_kind() -> None:
+    with pytest.raises(BadReview, match=r"^request.kind must be an object \(group, version, kind\), got a string$"):
+        parse_review(review(kind="Pod"))
+    with pytest.raises(BadReview, match=r"^request.kind.kind must be a string, got an array$"):
+        parse_review(review(kind={"group": "", "version": "v1", "kind": ["Pod"]}))
+
+
+def test_dry_run_must_be_a_boolean() -> None:
+    with pytest.raises(BadReview, match=r"^request.dryRun must be a boolean, got a string$"):
+        parse_review(review(dryRun="true"))
+
+
+@pytest.mark.parametrize(("pod", "got"), [([], "an array"), ("pod", "a string"), (None, "null"), (7, "a number")])
+def test_a_pod_create_whose_object_is_not_an_object_is_rejected(pod: Any, got: str) -> None:
+    # Once answered "allowed" without a look at the Pod.
+    with pytest.raises(BadReview) as error:
+        parse_review(review(object=pod))
+    assert str(error.value) == f"request.object must be a JSON object (the Pod) for a Pod CREATE, got {got}"
+
+
+def test_other_operations_may_carry_any_object() -> None:
+    request = parse_review(review(operation="DELETE", object=None))
+    assert not request.is_pod_create
+    assert request.object is None
+
+
+def test_the_namespace_fallback_must_be_a_string_too() -> None:
+    with pytest.raises(BadReview, match=r"^request.object.metadata.namespace must be a string, got an array$"):
+        parse_review(review(namespace=None, object={"metadata": {"namespace": ["team"]}}))
+
+
+def test_an_absent_namespace_everywhere_reads_as_default() -> None:
+    assert parse_review(review(namespace=None, object={"metadata": None})).namespace == "default"
+
+
+def test_rejections_quote_at_most_a_few_dozen_characters_of_what_was_sent() -> None:
+    body = json.dumps({"apiVersion": "x" * 1_000_000, "kind": "AdmissionReview"}).encode()
+    with pytest.raises(BadReview) as error:
+        parse_review(body)
+    assert str(error.value) == (
+        f"apiVersion must be one of admission.k8s.io/v1, admission.k8s.io/v1beta1, got '{'x' * 64}…'"
+    )
+    with pytest.raises(BadReview, match=r"^kind must be AdmissionReview, got an array$"):
+        parse_review(b'{"apiVersion": "admission.k8s.io/v1", "kind": [[[]]]}')

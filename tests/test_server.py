@@ -280,3 +280,50 @@ def test_each_admission_is_one_json_log_line(server: Served, client: httpx.Clien
         "identity": "sales-agent",
     }
     assert isinstance(line["micros"], int)
+
+
+@pytest.mark.parametrize("field", ["namespace", "operation", "subResource", "kind"])
+def test_a_field_nested_a_thousand_deep_gets_400_and_the_connection_stays_open(
+    client: httpx.Client, field: str
+) -> None:
+    # Once a RecursionError: HTTP 500, and the keep-alive connection silently closed.
+    fields: dict[str, Any] = {field: "DEEP"}
+    body = json.dumps(review(**fields)).encode().replace(b'"DEEP"', b"[" * 1000 + b"]" * 1000)
+    response = client.post("/mutate", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "body nests JSON arrays and objects more than 64 deep"}
+    assert response.headers.get("connection") != "close"
+    assert client.post("/mutate", json=review(uid="next")).json()["response"]["uid"] == "next"
+
+
+def test_three_mebibytes_of_nested_arrays_get_400(client: httpx.Client) -> None:
+    unit = b"[" * 1000 + b"]" * 1000
+    units = (MAX_BODY_BYTES - 200) // (len(unit) + 1)
+    deep = b"[" + b",".join([unit] * units) + b"]"
+    body = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"deep":' + deep + b"}}"
+    assert len(body) <= MAX_BODY_BYTES
+    response = client.post("/mutate", content=body)
+    assert response.status_code == 400
+    containers = 1000 * units + 3  # the units, their list, the request and the review
+    assert response.json() == {"error": f"body holds {containers:,} JSON arrays and objects; the limit is 100,000"}
+
+
+@pytest.mark.parametrize(("pod", "got"), [([POD], "an array"), ("pod", "a string"), (None, "null")])
+def test_a_pod_create_whose_object_is_not_a_json_object_gets_400(client: httpx.Client, pod: Any, got: str) -> None:
+    body = review()
+    body["request"]["object"] = pod
+    response = client.post("/mutate", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": f"request.object must be a JSON object (the Pod) for a Pod CREATE, got {got}"}
+
+
+def test_a_wrong_typed_pod_is_denied_naming_the_field_not_admitted_with_an_internal_error(client: httpx.Client) -> None:
+    pod = {**POD, "spec": {"containers": [{"name": "app", "env": [{"name": ["A"]}]}]}}
+    reply = client.post("/mutate", json=review(pod=pod)).json()["response"]
+    assert reply["allowed"] is False
+    assert reply["status"] == {
+        "code": 400,
+        "reason": "BadRequest",
+        "message": 'pod "web-*" in namespace "agents": spec.containers[0].env[0].name must be a string, got an array, '
+        "which Kubernetes refuses too: correct it",
+    }

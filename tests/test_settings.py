@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.settings import DEFAULT_IMAGE, Settings, SettingsError, load_settings
+from webhook.settings import DEFAULT_IMAGE, Settings, SettingsError, load_settings, parse_server_version
 
 
 def test_defaults_pin_the_sidecar_image_and_port() -> None:
@@ -71,3 +71,16 @@ def test_registry_port_is_not_mistaken_for_a_tag() -> None:
 )
 def test_default_mode_follows_the_server_version(mode: str, version: tuple[int, int] | None, expected: str) -> None:
     assert Settings(mode=mode).default_mode(version) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "version"), [("1.29", (1, 29)), ("v1.30.2", (1, 30)), ("v1.29.3-eks-1a2b", (1, 29)), (" 1.20 ", (1, 20))]
+)
+def test_a_server_version_reads_as_major_and_minor(text: str, version: tuple[int, int]) -> None:
+    assert parse_server_version(text) == version
+
+
+@pytest.mark.parametrize("text", ["", "latest", "1", "1.x", "v1.\u0662\u0669", "1." + "9" * 5000])
+def test_anything_else_is_refused_with_an_example(text: str) -> None:
+    with pytest.raises(SettingsError, match=r"--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got"):
+        parse_server_version(text)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.decision import Deny, Outcome, Skip, decide
+from webhook.inject import native_fallback
 from webhook.review import Request, answer
 from webhook.settings import Settings
 from webhook.sources import ConfigSource
+from webhook.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class Admitted:
 
 
 Observer = Callable[[Admitted], None]
+INTERNAL_ERROR = Skip(
+    "internal-error", "entra webhook internal error: pod admitted without the Entra sidecar (see webhook logs)"
+)
 
 
 class Admission:
@@ -52,26 +57,22 @@ class Admission:
         self.observers = observers or []
 
     def mode(self) -> str:
-        return self.settings.default_mode(self.server_version)
+        """Where sidecars go unless a Pod asks otherwise: `native` only where the server is known to take it."""
+        mode = self.settings.default_mode(self.server_version)
+        return "container" if mode == "native" and native_fallback(self.server_version) else mode
 
     async def review(self, request: Request) -> dict[str, Any]:
+        """The reply; never raises: a bug of ours admits the Pod unchanged, loudly (log, metric, warning)."""
         if not request.is_pod_create or request.object is None:
             return answer(request, None)
         started = time.perf_counter_ns()
-        pod = request.object
         try:
-            outcome = self._decide(pod, request.namespace)
-            missing = outcome.missing if isinstance(outcome, Deny) else None
-            if missing is not None and await self.source.lookup(missing) is not None:
-                outcome = self._decide(pod, request.namespace)
-                if not isinstance(outcome, Deny):
-                    log.info("found %s by a live lookup (created or made ready just before the pod)", missing)
-            name = _outcome_name(outcome)
+            outcome = await self._outcome(request.object, request.namespace)
+            reply, name = answer(request, outcome), _outcome_name(outcome)
         except Exception:
-            # A bug of ours must not block Pods: admit unchanged, loudly (log, metric, warning).
-            log.exception("admission failed for uid %s; pod admitted unchanged", request.uid)
-            message = "entra webhook internal error: pod admitted without the Entra sidecar (see webhook logs)"
-            outcome, name = Skip("internal-error", message), "error"
+            log.exception("admission failed for uid %s; pod admitted unchanged", clip(request.uid, 128))
+            outcome, name = INTERNAL_ERROR, "error"
+            reply = answer(request, outcome)
         micros = (time.perf_counter_ns() - started) // 1000
         admitted = Admitted(request, outcome, name, micros)
         for observer in self.observers:
@@ -79,7 +80,17 @@ class Admission:
                 observer(admitted)
             except Exception:
                 log.exception("observer %r failed", observer)
-        return answer(request, outcome)
+        return reply
+
+    async def _outcome(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
+        """`decide`, with one live lookup when the Pod names an object the snapshot lacks."""
+        outcome = self._decide(pod, namespace)
+        missing = outcome.missing if isinstance(outcome, Deny) else None
+        if missing is not None and await self.source.lookup(missing) is not None:
+            outcome = self._decide(pod, namespace)
+            if not isinstance(outcome, Deny):
+                log.info("found %s by a live lookup (created or made ready just before the pod)", missing)
+        return outcome
 
     def _decide(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
         return decide(pod, namespace, self.source.index, self.settings, self.server_version)

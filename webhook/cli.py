@@ -19,7 +19,7 @@ from webhook.documents import DocumentError, dump_documents, load_documents
 from webhook.errors import UsageError
 from webhook.index import ConfigIndex
 from webhook.models import ObjectRef
-from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings
+from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings, parse_server_version
 from webhook.sources.files import FileSource, SourceError, config_objects
 from webhook.workloads import find_templates
 
@@ -49,6 +49,23 @@ def _controller_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _server_version(text: str) -> tuple[int, int]:
+    try:
+        return parse_server_version(text)
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _version_flag(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument(
+        "--server-version",
+        type=_server_version,
+        metavar="MAJOR.MINOR",
+        help=f"the Kubernetes API server's version, e.g. 1.29 ({default_help}); native sidecars need 1.29+, "
+        "and a native request with no known version gets a regular container",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="entra-webhook", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -59,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
     inject.add_argument("--namespace", default="default", help="namespace for objects that name none")
     inject.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    _version_flag(inject, "default: unknown")
     _settings_flags(inject, skip=("mode",))
 
     serve = commands.add_parser("serve", help="serve the admission endpoint over HTTPS")
@@ -85,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     rotation.add_argument("--ca-validity-hours", type=float, default=3650 * 24)
     rotation.add_argument("--cert-sync-seconds", type=float, default=300.0)
     serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    _version_flag(serve, "default: read from the cluster API when there is one, else unknown")
     _settings_flags(serve, skip=("mode",))
 
     controller = commands.add_parser(
@@ -136,7 +155,7 @@ def run_inject(args: argparse.Namespace) -> int:
         for template in find_templates(original):
             namespace = template.namespace or args.namespace
             subject = None if template.kind == "Pod" else f'{template.subject} in namespace "{namespace}"'
-            outcome = decide(template.pod, namespace, index, settings, subject=subject)
+            outcome = decide(template.pod, namespace, index, settings, args.server_version, subject=subject)
             for warning in outcome.warnings if not isinstance(outcome, Deny) else []:
                 print(f"warning: {warning}", file=sys.stderr)
             if isinstance(outcome, Deny):

@@ -26,6 +26,7 @@ from webhook.pod import (
 from webhook.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
 from webhook.resolve import Refused, Resolved, Unnamed, resolve
 from webhook.settings import Settings
+from webhook.shape import shape_problem
 
 Json = dict[str, Any]
 
@@ -76,6 +77,9 @@ def decide(
     who = subject or describe(pod, namespace)
     if namespace in _SYSTEM_NAMESPACES or namespace == settings.own_namespace:
         return Skip("system-namespace", f'{who}: namespace "{namespace}" is never injected')
+    malformed = shape_problem(pod)
+    if malformed:
+        return Deny("malformed-pod", f"{who}: {malformed}, which Kubernetes refuses too: correct it", code=400)
     if MIRROR in pod_annotations(pod):
         return Skip("mirror-pod", f"{who}: static (mirror) pods are never injected")
     if pod_labels(pod).get(INJECT_LABEL) == "disabled":

@@ -158,15 +158,19 @@ class EventRecorder:
 
 
 def _involved(pod: Mapping[str, Any], namespace: str) -> dict[str, Any] | None:
-    """The owner if the Pod has one, else the Pod itself when it has a name."""
+    """The owner if the Pod has one, else the Pod itself when it has a name; strings only."""
     controller = owner(pod)
     if controller is not None:
         return {
-            "apiVersion": controller.get("apiVersion"),
-            "kind": controller.get("kind"),
-            "name": controller.get("name"),
-            "uid": controller.get("uid"),
+            "apiVersion": _string(controller.get("apiVersion")),
+            "kind": controller["kind"],
+            "name": controller["name"],
+            "uid": _string(controller.get("uid")),
             "namespace": namespace,
         }
-    name = mapping(pod, "metadata").get("name")
+    name = _string(mapping(pod, "metadata").get("name"))
     return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace} if name else None
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

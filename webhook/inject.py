@@ -13,11 +13,23 @@ from typing import Any, Literal
 import orjson
 
 from webhook import __version__
-from webhook.pod import DEFAULT_CONTAINER, INJECT_CONTAINERS, SIDECAR_PORT, STATUS, PodOptions, items, mapping
+from webhook.budget import over_limit, seccomp_synced
+from webhook.pod import (
+    DEFAULT_CONTAINER,
+    INJECT_CONTAINERS,
+    SIDECAR_PORT,
+    STATUS,
+    PodOptions,
+    items,
+    mapping,
+    pod_annotations,
+    url_port,
+)
 from webhook.pod import SIDECAR_NAME as SIDECAR
 from webhook.resolve import Resolved
 from webhook.settings import NATIVE_SIDECARS_SINCE, Settings
 from webhook.sidecar import VOLUME_NAMES, app_env, sidecar_container, sidecar_volumes
+from webhook.text import clip, listing, quoted
 
 Json = dict[str, Any]
 Mode = Literal["native", "container"]
@@ -62,13 +74,12 @@ def plan(
         # Already injected: only containers added since (by other webhooks) get their env.
         mode: Mode = "native" if native_at is not None else "container"
         existing = init_containers[native_at] if native_at is not None else containers[regular_at or 0]
-        port = _sidecar_port(existing)
-        if port is not None:
-            env = app_env(resolved.blueprint, resolved.identity, port)
+        port, unreadable = _sidecar_port(existing, options.port or settings.sidecar_port)
+        env = app_env(resolved.blueprint, resolved.identity, port)
         targets = _targets(containers, init_containers, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
-        return Plan(_env_ops(spec, targets, env), [], mode, reinvoked=True)
+        return Plan(_env_ops(spec, targets, env), unreadable, mode, reinvoked=True)
 
     warnings: list[str] = []
     mode = _mode(options, settings, server_version, warnings)
@@ -92,9 +103,16 @@ def plan(
 
     key = "initContainers" if mode == "native" else "containers"
     sidecar = sidecar_container(resolved.blueprint, resolved.identity, settings, port, mode)
-    ops = _annotation_ops(pod, resolved, mode, _first_app_container(containers))
+    wanted = _our_annotations(resolved, mode, _first_app_container(containers))
+    present = pod_annotations(pod)
+    added = {name: value for name, value in wanted.items() if name not in present}
+    everyone = [sidecar, *init_containers, *containers, *items(spec, "ephemeralContainers")]
+    too_large = over_limit(present, added, seccomp_synced(spec, everyone, present, server_version))
+    if too_large:
+        return Conflict("annotations-too-large", too_large)
+    ops = _annotation_ops(pod, wanted, added)
     ops += _append_ops(spec, "/spec/volumes", "volumes", sidecar_volumes(resolved.blueprint))
-    if isinstance(spec.get(key), list) and spec[key]:
+    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
         ops.append({"op": "add", "path": f"/spec/{key}/0", "value": sidecar})
     else:
         ops.append({"op": "add", "path": f"/spec/{key}", "value": [sidecar]})
@@ -104,15 +122,30 @@ def plan(
 
 def _mode(options: PodOptions, settings: Settings, server_version: tuple[int, int] | None, warnings: list[str]) -> Mode:
     mode = options.mode or settings.default_mode(server_version)
-    if mode == "native" and server_version is not None and server_version < NATIVE_SIDECARS_SINCE:
-        since = ".".join(map(str, NATIVE_SIDECARS_SINCE))
+    if mode == "native":
+        fallback = native_fallback(server_version)
+        if fallback:
+            warnings.append(fallback)
+            return "container"
+    return mode
+
+
+def native_fallback(server_version: tuple[int, int] | None) -> str | None:
+    """Why a native sidecar cannot go in on this API server, or None when it can."""
+    since = ".".join(map(str, NATIVE_SIDECARS_SINCE))
+    if server_version is None:
+        return (
+            f"native sidecar requested, but the API server's version is unknown (native sidecars need {since}+; "
+            "older servers refuse the Pod or never start it): injected as a regular container; declare the "
+            f"version with --server-version (e.g. {since}) or give the webhook --kubeconfig to read it"
+        )
+    if server_version < NATIVE_SIDECARS_SINCE:
         have = ".".join(map(str, server_version))
-        warnings.append(
+        return (
             f"native sidecar requested, but the API server is {have} (native sidecars need {since}+; older "
             "servers drop restartPolicy and the Pod would never start): injected as a regular container"
         )
-        return "container"
-    return mode
+    return None
 
 
 def _index_of(containers: Sequence[Any], name: str) -> int | None:
@@ -122,12 +155,23 @@ def _index_of(containers: Sequence[Any], name: str) -> int | None:
     return None
 
 
-def _sidecar_port(sidecar: Any) -> int | None:
-    for env in items(sidecar, "env") if isinstance(sidecar, dict) else []:
-        if isinstance(env, dict) and env.get("name") == "ASPNETCORE_URLS":
-            port = str(env.get("value", "")).rpartition(":")[2]
-            return int(port) if port.isdigit() else None
-    return None
+def _sidecar_port(sidecar: Mapping[str, Any], fallback: int) -> tuple[int, list[str]]:
+    """The port the Pod's own sidecar listens on, for the app env of containers added since.
+
+    When its `ASPNETCORE_URLS` names no port we can read, the app env falls back to the port this
+    Pod would get now (annotation, else the operator's), with a warning: the sidecar is the Pod's
+    own, so we neither deny the Pod nor guess.
+    """
+    for env in items(sidecar, "env"):
+        if env.get("name") == "ASPNETCORE_URLS" and isinstance(env.get("value"), str):
+            port = url_port(env["value"])
+            if port is not None:
+                return port, []
+            return fallback, [
+                f"{SIDECAR} has ASPNETCORE_URLS={quoted(env['value'])}, which names no port from 1 to 65535: "
+                f"the app env points at port {fallback}; fix its ASPNETCORE_URLS (e.g. http://+:{fallback})"
+            ]
+    return fallback, []
 
 
 def _port_conflict(
@@ -143,9 +187,10 @@ def _port_conflict(
                     if annotated
                     else f"set the {SIDECAR_PORT} annotation to a free port"
                 )
+                name = container.get("name") or ""
                 return Conflict(
                     "port-conflict",
-                    f'container "{container.get("name")}" already uses port {port}, which {SIDECAR} needs: {fix}',
+                    f'container "{clip(name)}" already uses port {port}, which {SIDECAR} needs: {fix}',
                 )
     return None
 
@@ -180,16 +225,17 @@ def _targets(
     by_name.pop(SIDECAR, None)
     unknown = [name for name in options.containers if name not in by_name]
     if unknown:
+        have = sorted(name for name in by_name if name)
         return Conflict(
             "bad-annotation",
-            f"annotation {INJECT_CONTAINERS} names {', '.join(repr(n) for n in unknown)}, but the pod has no "
-            f"such app container (have: {', '.join(sorted(map(str, by_name))) or 'none'})",
+            f"annotation {INJECT_CONTAINERS} names {listing(map(quoted, unknown), limit=3)}, but the pod has no "
+            f"such app container (have: {listing(map(clip, have)) or 'none'})",
         )
     early = [name for name in options.containers if by_name[name][0] == "initContainers"]
     if mode == "container" and early:
         return Conflict(
             "bad-annotation",
-            f"annotation {INJECT_CONTAINERS} names init container(s) {', '.join(repr(n) for n in early)}, which "
+            f"annotation {INJECT_CONTAINERS} names init container(s) {listing(map(quoted, early), limit=3)}, which "
             "run before a regular-container sidecar starts: use the native sidecar mode or drop them",
         )
     return sorted(
@@ -204,7 +250,7 @@ def _first_app_container(containers: Sequence[Any]) -> str | None:
     return None
 
 
-def _annotation_ops(pod: Mapping[str, Any], resolved: Resolved, mode: Mode, first_app: str | None) -> list[Json]:
+def _our_annotations(resolved: Resolved, mode: Mode, first_app: str | None) -> dict[str, str]:
     status = {
         "blueprint": resolved.blueprint.ref.name,
         "agentIdentity": resolved.identity.ref.name if resolved.identity else None,
@@ -215,16 +261,19 @@ def _annotation_ops(pod: Mapping[str, Any], resolved: Resolved, mode: Mode, firs
     wanted = {STATUS: orjson.dumps(status).decode()}
     if first_app is not None:
         wanted[DEFAULT_CONTAINER] = first_app
+    return wanted
+
+
+def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[Json]:
+    """`added` are those of `wanted` the Pod lacks; absent or null maps (nothing else passed the shape
+    check) are set whole."""
     metadata = pod.get("metadata")
     if not isinstance(metadata, dict):
         return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
-    present = metadata.get("annotations")
-    if not isinstance(present, dict):
+    if not isinstance(metadata.get("annotations"), dict):
         return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
     return [
-        {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value}
-        for key, value in wanted.items()
-        if key not in present
+        {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value} for key, value in added.items()
     ]
 
 

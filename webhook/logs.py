@@ -12,9 +12,11 @@ import orjson
 
 from webhook.admission import Admitted
 from webhook.decision import Inject
-from webhook.pod import mapping, owner
+from webhook.pod import owner, pod_name
+from webhook.text import NAME_LIMIT, clip
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+MESSAGE_LIMIT = 2048
 
 
 def _line(created: float, level: str, logger: str, msg: str, fields: dict[str, Any]) -> str:
@@ -64,14 +66,13 @@ class AdmissionLog:
         if not self.logger.isEnabledFor(level):
             return
         pod = admitted.request.object or {}
-        metadata = mapping(pod, "metadata")
         controller = owner(pod)
         outcome = admitted.outcome
         fields: dict[str, Any] = {
-            "uid": admitted.request.uid,
-            "namespace": admitted.request.namespace,
-            "pod": metadata.get("name") or f"{metadata.get('generateName') or ''}*",
-            "owner": f"{controller.get('kind')}/{controller.get('name')}" if controller else None,
+            "uid": clip(admitted.request.uid, 128),
+            "namespace": clip(admitted.request.namespace, NAME_LIMIT),
+            "pod": pod_name(pod) or "*",
+            "owner": clip(f"{controller['kind']}/{controller['name']}", 2 * NAME_LIMIT) if controller else None,
             "outcome": admitted.outcome_name,
             "reason": admitted.reason,
             "micros": admitted.micros,
@@ -80,6 +81,12 @@ class AdmissionLog:
         if isinstance(outcome, Inject):
             fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": len(outcome.ops)}
         else:
-            fields["detail"] = outcome.message
-        line = _line(time.time(), "warning" if warn else "info", self.logger.name, "admission", fields)
+            fields["detail"] = clip(outcome.message, MESSAGE_LIMIT)
+        level_name = "warning" if warn else "info"
+        try:
+            line = _line(time.time(), level_name, self.logger.name, "admission", fields)
+        except TypeError:  # orjson refuses a string (lone surrogates): the line still goes out, in ASCII
+            line = _line(
+                time.time(), level_name, self.logger.name, "admission", {k: ascii(v) for k, v in fields.items()}
+            )
         (self.stream or sys.stderr).write(line + "\n")

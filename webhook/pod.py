@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from webhook.text import NAME_LIMIT, clip, listing, quoted
+
 PREFIX = "entra.io/"
 INJECT_LABEL = PREFIX + "inject"
 AGENT_IDENTITY = PREFIX + "agent-identity"
@@ -25,6 +27,7 @@ MIRROR = "kubernetes.io/config.mirror"
 SIDECAR_NAME = "entra-sidecar"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-node-lease", "kube-public"})
 
+_URL_PORT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/]*:([0-9]{1,5})/?")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -55,21 +58,47 @@ def service_account(pod: Mapping[str, Any]) -> str:
     return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
 
 
-def describe(pod: Mapping[str, Any], namespace: str) -> str:
-    """How messages name the Pod, which often has only a `generateName` at admission."""
+def pod_name(pod: Mapping[str, Any]) -> str:
+    """The name, else `generateName*` (all a Pod has at admission when a controller made it), else ""."""
     metadata = mapping(pod, "metadata")
-    if metadata.get("name"):
-        return f'pod "{metadata["name"]}" in namespace "{namespace}"'
-    if metadata.get("generateName"):
-        return f'pod "{metadata["generateName"]}*" in namespace "{namespace}"'
-    return f'pod in namespace "{namespace}"'
+    name = metadata.get("name")
+    if isinstance(name, str) and name:
+        return clip(name, NAME_LIMIT)
+    prefix = metadata.get("generateName")
+    return clip(prefix, NAME_LIMIT) + "*" if isinstance(prefix, str) and prefix else ""
+
+
+def describe(pod: Mapping[str, Any], namespace: str) -> str:
+    """How messages name the Pod; safe and bounded whatever the Pod holds."""
+    name = pod_name(pod)
+    where = f'in namespace "{clip(namespace, NAME_LIMIT)}"'
+    return f'pod "{name}" {where}' if name else f"pod {where}"
 
 
 def owner(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The controller that made the Pod (a ReplicaSet, a Job), where Events about it are most seen."""
     for reference in items(mapping(pod, "metadata"), "ownerReferences"):
-        if isinstance(reference, dict) and reference.get("controller") and reference.get("name"):
+        if (
+            isinstance(reference, dict)
+            and reference.get("controller") is True
+            and isinstance(reference.get("name"), str)
+            and isinstance(reference.get("kind"), str)
+            and reference["name"]
+        ):
             return reference
+    return None
+
+
+def url_port(urls: str) -> int | None:
+    """The port of the first URL in an `ASPNETCORE_URLS` value (`http://+:5000;https://...`), or None.
+
+    ASCII digits only, at most five: `str.isdigit` also accepts `²` and Arabic-Indic digits, which
+    `int` then refuses, and `int` of thousands of digits is slow or refused outright.
+    """
+    for url in urls[:1024].split(";"):
+        found = _URL_PORT.fullmatch(url.strip())
+        if found and 1 <= int(found[1]) <= 65535:
+            return int(found[1])
     return None
 
 
@@ -101,7 +130,7 @@ def read_options(pod: Mapping[str, Any]) -> PodOptions:
 
 def _value(found: Mapping[str, Any], key: str) -> str | None:
     value = found.get(key)
-    return None if value is None else str(value).strip()
+    return None if value is None else str(value).strip()  # a string: the shape check saw to it
 
 
 def _object_name(found: Mapping[str, Any], key: str, kind: str) -> str | None:
@@ -110,7 +139,7 @@ def _object_name(found: Mapping[str, Any], key: str, kind: str) -> str | None:
         return None
     if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise BadAnnotation(
-            f"annotation {key}={value!r} is not a valid {kind} name: "
+            f"annotation {key}={quoted(value)} is not a valid {kind} name: "
             "use the metadata.name of one in the pod's namespace (lowercase letters, digits, '-' and '.')"
         )
     return value
@@ -124,8 +153,8 @@ def _container_list(found: Mapping[str, Any]) -> tuple[str, ...] | None:
     bad = [name for name in names if not _DNS_LABEL.fullmatch(name)]
     if not value or bad:
         raise BadAnnotation(
-            f"annotation {INJECT_CONTAINERS}={value!r} must be a comma-separated list of container names "
-            f"(bad: {', '.join(repr(name) for name in bad) or 'empty'})"
+            f"annotation {INJECT_CONTAINERS}={quoted(value)} must be a comma-separated list of container names "
+            f"(bad: {listing(map(quoted, bad), limit=3) or 'empty'})"
         )
     return names
 
@@ -138,7 +167,7 @@ def _mode(found: Mapping[str, Any]) -> Literal["native", "container"] | None:
         return "native"
     if value == "container":
         return "container"
-    raise BadAnnotation(f"annotation {SIDECAR_MODE}={value!r} must be 'native' or 'container'")
+    raise BadAnnotation(f"annotation {SIDECAR_MODE}={quoted(value)} must be 'native' or 'container'")
 
 
 def _port(found: Mapping[str, Any]) -> int | None:
@@ -147,7 +176,7 @@ def _port(found: Mapping[str, Any]) -> int | None:
         return None
     if not re.fullmatch(r"[0-9]{1,5}", value) or not 1024 <= int(value) <= 65535:
         raise BadAnnotation(
-            f"annotation {SIDECAR_PORT}={value!r} must be a port number from 1024 to 65535 "
+            f"annotation {SIDECAR_PORT}={quoted(value)} must be a port number from 1024 to 65535 "
             "(the sidecar runs as non-root and cannot bind lower ports)"
         )
     return int(value)

@@ -13,6 +13,7 @@ from webhook.index import ConfigView
 from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, InvalidObject, ObjectRef
 from webhook.pod import AGENT_IDENTITY, PodOptions
 from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
+from webhook.text import NAME_LIMIT, clip, listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +54,10 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
     else:
         bound = config.bound_identities(namespace, service_account)
         if len(bound) > 1:
-            names = ", ".join(item.ref.name for item in bound)
+            names = listing(item.ref.name for item in bound)
             return Refused(
                 "ambiguous-identity",
-                f'service account "{service_account}" is listed in spec.serviceAccounts of several '
+                f'service account "{clip(service_account, NAME_LIMIT)}" is listed in spec.serviceAccounts of several '
                 f"AgentIdentities ({names}): name one with the {AGENT_IDENTITY} annotation, or list the "
                 "service account in only one of them",
             )
@@ -79,7 +80,7 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
     else:
         return Unnamed(
             f"names no agent identity, so no sidecar was injected: add the {AGENT_IDENTITY} annotation, "
-            f'or list service account "{service_account}" in an AgentIdentity\'s spec.serviceAccounts'
+            f'or list service account "{clip(service_account, NAME_LIMIT)}" in an AgentIdentity\'s spec.serviceAccounts'
         )
 
     if identity is not None and not identity.ready:
@@ -96,14 +97,15 @@ def _lookup(
 ) -> AgentBlueprint | AgentIdentity | Refused:
     found = config.get(kind, namespace, name)
     if found is None:
-        have = ", ".join(config.names(kind, namespace)) or "none"
+        have = listing(config.names(kind, namespace)) or "none"
         return Refused(
             f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
-            f'{named_by} "{name}", but namespace "{namespace}" has no {kind} of that name (have: {have})',
+            f'{named_by} "{name}", but namespace "{clip(namespace, NAME_LIMIT)}" has no {kind} of that name '
+            f"(have: {have})",
             missing=ObjectRef(kind, namespace, name),
         )
     if isinstance(found, InvalidObject):
-        return Refused("invalid-config", f'{named_by} "{name}", but {found.message}: fix the {kind}')
+        return Refused("invalid-config", f'{named_by} "{name}", but {clip(found.message, 1024)}: fix the {kind}')
     return found
 
 

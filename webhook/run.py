@@ -16,6 +16,7 @@ from webhook import logs
 from webhook.admission import Admission, Observer
 from webhook.certs import service_names
 from webhook.errors import UsageError
+from webhook.inject import native_fallback
 from webhook.kubeapi import api_client
 from webhook.metrics import Metrics
 from webhook.server import Lifecycle, serve
@@ -28,6 +29,19 @@ log = logging.getLogger(__name__)
 FILES_INSTEAD = "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
 
 
+def _read_server_version(api: Any | None) -> tuple[int, int] | None:
+    """From the cluster API when there is one (with --config too); None when unknown."""
+    if api is None:
+        return None
+    from webhook.sources.cluster import server_version
+
+    try:
+        return server_version(api)
+    except Exception as error:
+        log.warning("could not read the API server version (%s): pass --server-version to declare it", error)
+        return None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     settings = load_settings(vars(args), os.environ)
@@ -38,18 +52,14 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError("--manage-certs needs the cluster API: run in a cluster or pass --kubeconfig")
 
     source: ConfigSource
-    version: tuple[int, int] | None = None
     metrics = Metrics(lambda: source.index)
     if api is not None and not args.config:
-        from webhook.sources.cluster import ClusterSource, server_version
+        from webhook.sources.cluster import ClusterSource
 
         source = ClusterSource(api, on_watch_restart=metrics.watch_restarted)
-        try:
-            version = server_version(api)
-        except Exception as error:
-            log.warning("could not read the API server version (%s): auto mode uses regular containers", error)
     else:
         source = FileSource(args.config)
+    version = args.server_version or _read_server_version(api)
 
     shutdown: list[Callable[[], None]] = []
     observers: list[Observer] = [logs.AdmissionLog(), metrics.observe]
@@ -64,6 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
         _start_rotation(api, args, settings)
 
     admission = Admission(source, settings, version, observers)
+    if settings.mode == "native" and admission.mode() != "native":
+        log.warning("--mode native: %s", native_fallback(version))
     try:
         tls = ReloadingTLS(
             args.cert_file, args.key_file, interval=args.tls_reload_seconds, on_reload=metrics.certificate_loaded

@@ -85,6 +85,17 @@ class SettingsError(ValueError):
 _M = TypeVar("_M", bound=BaseModel)
 
 
+_VERSION = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(\.[0-9]+)?([-+].*)?", re.ASCII)
+
+
+def parse_server_version(text: str) -> tuple[int, int]:
+    """`1.29`, `v1.29.3` or `v1.29.3-eks-1a2b` as (1, 29); what `kubectl version` prints for the server."""
+    found = _VERSION.fullmatch(text.strip())
+    if not found:
+        raise SettingsError(f"--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got {text[:64]!r}")
+    return int(found[1]), int(found[2])
+
+
 def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 

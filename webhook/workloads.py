@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.text import NAME_LIMIT, clip
+
 # kind -> (API groups that serve it, path from the object to its Pod template)
 TEMPLATES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "Pod": (frozenset({""}), ()),
@@ -58,6 +60,11 @@ def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[
         return
     metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
-    name = str(metadata.get("name") or metadata.get("generateName") or "")
-    namespace = metadata.get("namespace")
-    yield Template((*path, *TEMPLATES[kind][1]), node, kind, name, str(namespace) if namespace else None)
+    name = _text(metadata.get("name")) or _text(metadata.get("generateName")) or ""
+    namespace = _text(metadata.get("namespace"))
+    yield Template((*path, *TEMPLATES[kind][1]), node, kind, clip(name, NAME_LIMIT), namespace)
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string field, as it is; anything else (a typo'd YAML type) reads as absent."""
+    return value if isinstance(value, str) and value else None

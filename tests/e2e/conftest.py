@@ -110,6 +110,16 @@ def webhook_configuration(
     return configuration
 
 
+def labelled_webhook(plane: ControlPlane, name: str, url: str, ca: bytes | None, label: str) -> dict[str, Any]:
+    """One webhook entry, for namespaces labelled `label=yes` only: a test's own webhook beside the session's."""
+    configuration = webhook_configuration(name, url, ca or b"", version=plane.version)
+    configuration["webhooks"] = configuration["webhooks"][:1]
+    if ca is None:
+        del configuration["webhooks"][0]["clientConfig"]["caBundle"]
+    configuration["webhooks"][0]["namespaceSelector"] = {"matchLabels": {label: "yes"}}
+    return configuration
+
+
 @pytest.fixture(scope="session")
 def webhook(control_plane: ControlPlane, certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("webhook")

@@ -19,7 +19,13 @@ from cryptography import x509
 from kubernetes import config as kube_config
 
 from scripts.go_tools import go_tools
-from tests.e2e.conftest import apply, create, example_config, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import (
+    apply,
+    create,
+    example_config,
+    labelled_webhook,
+    wait_for_service_account,
+)
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.e2e.test_injection import eventually, has_sidecar, named, pod
 from tests.servers import Served, free_port, make_certs, serve
@@ -141,15 +147,6 @@ def test_dry_run_creates_record_no_events(control_plane: ControlPlane, namespace
     assert _events(control_plane, namespace, "EntraInjectionSkipped", kind="Pod") == []
 
 
-def _hook(plane: ControlPlane, name: str, url: str, ca: bytes | None, label: str) -> dict[str, Any]:
-    configuration = webhook_configuration(name, url, ca or b"", version=plane.version)
-    configuration["webhooks"] = configuration["webhooks"][:1]
-    if ca is None:
-        del configuration["webhooks"][0]["clientConfig"]["caBundle"]
-    configuration["webhooks"][0]["namespaceSelector"] = {"matchLabels": {label: "yes"}}
-    return configuration
-
-
 @pytest.fixture
 def rotating_webhook(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[Served, str]]:
     """A webhook of its own (so the session's is not disturbed), for namespaces labelled e2e-rotation."""
@@ -159,7 +156,9 @@ def rotating_webhook(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tu
         name = "entra-e2e-rotation"
         apply(
             control_plane,
-            _hook(control_plane, name, served.url + "/mutate", (certs / "ca.crt").read_bytes(), "e2e-rotation"),
+            labelled_webhook(
+                control_plane, name, served.url + "/mutate", (certs / "ca.crt").read_bytes(), "e2e-rotation"
+            ),
         )
         try:
             yield served, name
@@ -181,7 +180,7 @@ def test_a_certificate_rotated_on_disk_mid_load_keeps_every_admission_answered(
     # The API server trusts the old and the new CA during the overlap, as the self-managed mode arranges.
     new_ca = make_ca()
     bundle = (served.certs / "ca.crt").read_bytes() + new_ca.cert_pem
-    apply(control_plane, _hook(control_plane, name, served.url + "/mutate", bundle, "e2e-rotation"))
+    apply(control_plane, labelled_webhook(control_plane, name, served.url + "/mutate", bundle, "e2e-rotation"))
 
     results: list[tuple[int, bool]] = []
     stop = threading.Event()
@@ -227,7 +226,10 @@ def self_managed(control_plane: ControlPlane, tmp_path: Path) -> Iterator[tuple[
     )
     port = free_port()
     # The configuration exists first with no caBundle: the webhook fills it in before it serves.
-    apply(control_plane, _hook(control_plane, "entra-e2e-self", f"https://127.0.0.1:{port}/mutate", None, "e2e-self"))
+    apply(
+        control_plane,
+        labelled_webhook(control_plane, "entra-e2e-self", f"https://127.0.0.1:{port}/mutate", None, "e2e-self"),
+    )
     args = (
         "--kubeconfig",
         str(control_plane.kubeconfig),
@@ -314,7 +316,7 @@ def race(control_plane: ControlPlane) -> Iterator[CertificateStore]:
         control_plane,
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SELF_NAMESPACE}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "race-tls", "namespace": SELF_NAMESPACE}},
-        _hook(control_plane, "entra-e2e-race", "https://127.0.0.1:1/mutate", None, "e2e-race-nothing"),
+        labelled_webhook(control_plane, "entra-e2e-race", "https://127.0.0.1:1/mutate", None, "e2e-race-nothing"),
     )
     try:
         yield _store(control_plane, "race-tls", "entra-e2e-race")

@@ -60,20 +60,16 @@ class ClusterSource:
             follower.stop()
 
     async def lookup(self, ref: ObjectRef) -> ConfigObject | None:
+        """One GET in a worker thread, which also folds the answer into the index (under the lock,
+        which a re-list may hold for a while: never on the event loop)."""
         loop = asyncio.get_running_loop()
         try:
-            raw = await asyncio.wait_for(loop.run_in_executor(None, self._get, ref), self.lookup_timeout + 0.5)
+            return await asyncio.wait_for(loop.run_in_executor(None, self._fetch, ref), self.lookup_timeout + 0.5)
         except (TimeoutError, ApiException, OSError) as error:
             log.warning("live lookup of %s failed: %s", ref, error)
             return None
-        if raw is None:
-            return None
-        found = self._parse(raw)
-        if found is not None:
-            self._update(lambda index: index.with_object(found))
-        return found
 
-    def _get(self, ref: ObjectRef) -> dict[str, Any] | None:
+    def _fetch(self, ref: ObjectRef) -> ConfigObject | None:
         try:
             raw: dict[str, Any] = self.objects.get_namespaced_custom_object(
                 GROUP, VERSION, ref.namespace, PLURALS[ref.kind], ref.name, _request_timeout=self.lookup_timeout
@@ -82,7 +78,10 @@ class ClusterSource:
             if error.status == 404:
                 return None
             raise
-        return raw
+        found = self._parse(raw)
+        if found is not None:
+            self._update(lambda index: index.with_object(found))
+        return found
 
     def _follower(self, kind: str) -> Follower:
         def on_list(items: list[dict[str, Any]]) -> None:
