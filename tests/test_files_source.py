@@ -188,19 +188,27 @@ def test_a_managed_identity_made_ready_a_moment_ago_is_found_by_the_live_lookup(
     sales = next(d for d in blueprint if d["kind"] == "AgentBlueprint" and d["metadata"]["name"] == "sales")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump_all([sales, managed]))
     source = FileSource([tmp_path])
-    source.load()
     admission = Admission(source, Settings())
     pod = {"metadata": {"name": "p", "annotations": {"entra.io/agent-identity": "fresh"}},
            "spec": {"containers": [{"name": "app", "image": "app:1"}]}}  # fmt: skip
     request = parse_review(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
         "namespace": "agents", "object": pod}}).encode())  # fmt: skip
-    assert asyncio.run(admission.review(request))["response"]["allowed"] is False
-    managed["status"] = {
-        "clientId": APP_ID,
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned"}],
-    }
-    touch_later(tmp_path / "config.yaml", yaml.safe_dump_all([sales, managed]))  # what the controller just wrote
-    response = asyncio.run(admission.review(request))["response"]
+
+    async def ready_a_moment_before_the_pod() -> dict[str, Any]:
+        await source.start()  # as `serve` does: the live lookup waits for the background scan
+        try:
+            assert (await admission.review(request))["response"]["allowed"] is False
+            managed["status"] = {
+                "clientId": APP_ID,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned"}],
+            }
+            touch_later(tmp_path / "config.yaml", yaml.safe_dump_all([sales, managed]))  # what the controller wrote
+            reply: dict[str, Any] = (await admission.review(request))["response"]
+            return reply
+        finally:
+            await source.stop()
+
+    response = asyncio.run(ready_a_moment_before_the_pod())
     assert response["allowed"] is True
     assert APP_ID in base64.b64decode(response["patch"]).decode()

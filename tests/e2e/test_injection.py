@@ -436,16 +436,9 @@ def test_offline_inject_of_the_examples_is_accepted_and_equals_the_webhook_s_res
 ) -> None:
     del webhook
     examples = REPO_ROOT / "examples"
-    # Offline, the placement is the user's to say: the same as the webhook's auto mode on this server.
-    command = [
-        "inject",
-        "-f",
-        str(examples / "agent.yaml"),
-        "--config",
-        str(examples),
-        "--mode",
-        auto_mode(control_plane),
-    ]
+    # Offline there is no server to ask: told the version, `auto` places the sidecar as the webhook does here.
+    version = ".".join(map(str, control_plane.version))
+    command = ["inject", "-f", str(examples / "agent.yaml"), "--config", str(examples), "--server-version", version]
     offline = subprocess.run(
         [sys.executable, "-m", "webhook.cli", *command],
         capture_output=True,

@@ -18,7 +18,7 @@ import yaml
 
 from tests.e2e.conftest import apply, create, create_refused, example_config, labelled_webhook, wait_for_service_account
 from tests.e2e.controlplane import ControlPlane
-from tests.e2e.test_injection import SIDECAR, containers, named
+from tests.e2e.test_injection import SIDECAR, containers, injected, layout, named
 from tests.servers import Served, make_certs, serve
 from webhook.budget import ANNOTATIONS_LIMIT
 
@@ -79,7 +79,7 @@ def test_null_annotations_are_absent_and_the_pod_is_injected(control_plane: Cont
         "spec": {"serviceAccountName": "sales-agent", "containers": [{"name": "app", "image": "example.com/a:1"}]},
     }
     stored, _ = create(control_plane, subject)
-    assert containers(stored) == [SIDECAR, "app"]
+    assert layout(stored) == injected(control_plane, "app")
     assert json.loads(stored["metadata"]["annotations"]["entra.io/status"])["agentIdentity"] == "sales-agent"
 
 
