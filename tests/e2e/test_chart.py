@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from scripts.render_manifests import CHART, helm_binary
+from tests.e2e.conftest import CRDS
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.servers import make_certs
 
@@ -387,21 +388,35 @@ def test_upgrade_with_changed_values_stores_the_change(release: Release, control
 
 
 def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: ControlPlane) -> None:
-    release.install("--set", "controller.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
-    documents = release.manifest()
-    assert len(documents) >= 20
-    release.helm("uninstall", release.name, "-n", release.namespace)
-    assert len(absent(control_plane, documents)) == len(documents)
-    owned = control_plane.kubectl("get", "secrets", "-n", release.namespace, "-l", "owner=helm", "-o", "name")
-    assert owned.stdout == ""  # Helm's release records too
-    labelled = f"app.kubernetes.io/instance={release.name}"
-    leftovers = control_plane.kubectl("get", "all,clusterroles,clusterrolebindings", "-A", "-l", labelled, "-o", "name")
-    assert leftovers.stdout == ""
-    crds = control_plane.kubectl("get", "crd", "agentblueprints.entra.io", "agentidentities.entra.io", "-o", "name")
-    assert crds.stdout.split() == [
-        "customresourcedefinition.apiextensions.k8s.io/agentblueprints.entra.io",
-        "customresourcedefinition.apiextensions.k8s.io/agentidentities.entra.io",
-    ]
+    # The session applied the CRDs for every test; gone for a moment, Helm installs them from crds/ itself.
+    try:
+        control_plane.kubectl("delete", "crd", *CRD_NAMES, "--wait=true", "--timeout=60s")
+        release.install("--set", "controller.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+        control_plane.kubectl("wait", "--for=condition=Established", "crd", *CRD_NAMES, "--timeout=60s")
+        installed = {crd["metadata"]["uid"] for crd in crds_of(control_plane)}
+        assert len(installed) == 2
+        documents = release.manifest()
+        assert len(documents) >= 20
+        release.helm("uninstall", release.name, "-n", release.namespace)
+        assert len(absent(control_plane, documents)) == len(documents)
+        owned = control_plane.kubectl("get", "secrets", "-n", release.namespace, "-l", "owner=helm", "-o", "name")
+        assert owned.stdout == ""  # Helm's release records too
+        labelled = f"app.kubernetes.io/instance={release.name}"
+        leftovers = control_plane.kubectl(
+            "get", "all,clusterroles,clusterrolebindings", "-A", "-l", labelled, "-o", "name"
+        )
+        assert leftovers.stdout == ""
+        assert {crd["metadata"]["uid"] for crd in crds_of(control_plane)} == installed  # the very ones Helm made
+    finally:  # whatever happened, the later tests find the CRDs
+        control_plane.kubectl("apply", "-f", str(CRDS))
+
+
+CRD_NAMES = ("agentblueprints.entra.io", "agentidentities.entra.io")
+
+
+def crds_of(plane: ControlPlane) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(plane.kubectl("get", "crd", *CRD_NAMES, "-o", "json").stdout)["items"]
+    return found
 
 
 @pytest.mark.parametrize(
