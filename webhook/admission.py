@@ -15,6 +15,7 @@ from typing import Any
 
 from webhook.decision import Deny, Outcome, Skip, decide
 from webhook.inject import native_fallback
+from webhook.rendered import Rendered
 from webhook.review import Request, answer
 from webhook.settings import Settings
 from webhook.sources import ConfigSource
@@ -55,6 +56,7 @@ class Admission:
         self.settings = settings
         self.server_version = server_version
         self.observers = observers or []
+        self.rendered = Rendered()  # the sidecar and friends, encoded once per configuration
 
     def mode(self) -> str:
         """Where sidecars go unless a Pod asks otherwise: `native` only where the server is known to take it."""
@@ -93,7 +95,7 @@ class Admission:
         return outcome
 
     def _decide(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
-        return decide(pod, namespace, self.source.index, self.settings, self.server_version)
+        return decide(pod, namespace, self.source.index, self.settings, self.server_version, rendered=self.rendered)
 
 
 def _outcome_name(outcome: Outcome) -> str:

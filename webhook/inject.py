@@ -10,10 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
-from webhook import __version__
 from webhook.budget import over_limit, seccomp_synced
+from webhook.encoded import add, array, opened, start, value
 from webhook.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
@@ -21,18 +19,22 @@ from webhook.pod import (
     STATUS,
     PodOptions,
     items,
-    mapping,
     pod_annotations,
     url_port,
 )
 from webhook.pod import SIDECAR_NAME as SIDECAR
+from webhook.rendered import EnvItems, Rendered
 from webhook.resolve import Resolved
 from webhook.settings import NATIVE_SIDECARS_SINCE, Settings
-from webhook.sidecar import VOLUME_NAMES, app_env, sidecar_container, sidecar_volumes
+from webhook.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
 from webhook.text import clip, listing, quoted
 
 Json = dict[str, Any]
 Mode = Literal["native", "container"]
+_NOTHING: Mapping[str, Any] = {}  # read only
+_RESERVED = frozenset(VOLUME_NAMES)
+# What the annotation budget reads of the sidecar: its name and seccomp profile (read only).
+_SIDECAR_SECCOMP: Json = {"name": SIDECAR, "securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}}
 
 
 def escape(token: str) -> str:
@@ -40,9 +42,13 @@ def escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+# Our annotations' ops up to their values, encoded once.
+_ANNOTATION_STARTS = {key: start(f"/metadata/annotations/{escape(key)}") for key in (STATUS, DEFAULT_CONTAINER)}
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    ops: list[Json]
+    ops: list[bytes]  # each op as JSON (webhook.encoded)
     warnings: list[str] = field(default_factory=list)
     mode: Mode = "container"
     reinvoked: bool = False
@@ -62,11 +68,16 @@ def plan(
     options: PodOptions,
     settings: Settings,
     server_version: tuple[int, int] | None,
+    rendered: Rendered,
 ) -> Plan | Conflict:
-    spec = mapping(pod, "spec")
-    containers = items(spec, "containers")
-    init_containers = items(spec, "initContainers")
-    env = app_env(resolved.blueprint, resolved.identity, options.port or settings.sidecar_port)
+    """`rendered` serves the Pod-independent parts, bound to this configuration by the caller.
+
+    Past the shape check: `spec` is an object, its container lists arrays of objects with string
+    names, its volumes an array of objects; anything else read here is read defensively.
+    """
+    spec = pod.get("spec") or _NOTHING
+    containers = spec.get("containers") or ()
+    init_containers = spec.get("initContainers") or ()
 
     native_at = _index_of(init_containers, SIDECAR)
     regular_at = _index_of(containers, SIDECAR)
@@ -75,7 +86,7 @@ def plan(
         mode: Mode = "native" if native_at is not None else "container"
         existing = init_containers[native_at] if native_at is not None else containers[regular_at or 0]
         port, unreadable = _sidecar_port(existing, options.port or settings.sidecar_port)
-        env = app_env(resolved.blueprint, resolved.identity, port)
+        env = rendered.app_env(resolved.blueprint, resolved.identity, port)
         targets = _targets(containers, init_containers, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
@@ -102,20 +113,28 @@ def plan(
         )
 
     key = "initContainers" if mode == "native" else "containers"
-    sidecar = sidecar_container(resolved.blueprint, resolved.identity, settings, port, mode)
-    wanted = _our_annotations(resolved, mode, _first_app_container(containers))
+    wanted = {STATUS: rendered.status(resolved.blueprint, resolved.identity, mode)}
+    first_app = _first_app_container(containers)
+    if first_app is not None:
+        wanted[DEFAULT_CONTAINER] = first_app
     present = pod_annotations(pod)
-    added = {name: value for name, value in wanted.items() if name not in present}
-    everyone = [sidecar, *init_containers, *containers, *items(spec, "ephemeralContainers")]
+    added = {name: text for name, text in wanted.items() if name not in present} if present else wanted
+    everyone = [_SIDECAR_SECCOMP, *init_containers, *containers, *(spec.get("ephemeralContainers") or ())]
     too_large = over_limit(present, added, seccomp_synced(spec, everyone, present, server_version))
     if too_large:
         return Conflict("annotations-too-large", too_large)
     ops = _annotation_ops(pod, wanted, added)
-    ops += _append_ops(spec, "/spec/volumes", "volumes", sidecar_volumes(resolved.blueprint))
-    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
-        ops.append({"op": "add", "path": f"/spec/{key}/0", "value": sidecar})
+    volumes = rendered.volumes(resolved.blueprint)
+    if isinstance(spec.get("volumes"), list):
+        ops += volumes.append_ops
     else:
-        ops.append({"op": "add", "path": f"/spec/{key}", "value": [sidecar]})
+        ops.append(volumes.create_op)
+    sidecar = rendered.sidecar(resolved.blueprint, resolved.identity is not None, mode, port)
+    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
+        ops.append(add(f"/spec/{key}/0", sidecar))
+    else:
+        ops.append(add(f"/spec/{key}", b"[" + sidecar + b"]"))
+    env = rendered.app_env(resolved.blueprint, resolved.identity, port)
     ops += _env_ops(spec, targets, env, shifted=key)
     return Plan(ops, warnings, mode)
 
@@ -150,7 +169,7 @@ def native_fallback(server_version: tuple[int, int] | None) -> str | None:
 
 def _index_of(containers: Sequence[Any], name: str) -> int | None:
     for index, container in enumerate(containers):
-        if isinstance(container, dict) and container.get("name") == name:
+        if container.get("name") == name:
             return index
     return None
 
@@ -177,11 +196,12 @@ def _sidecar_port(sidecar: Mapping[str, Any], fallback: int) -> tuple[int, list[
 def _port_conflict(
     containers: Sequence[Any], init_containers: Sequence[Any], port: int, annotated: bool
 ) -> Conflict | None:
-    for container in [*init_containers, *containers]:
-        if not isinstance(container, dict):
+    for container in (*init_containers, *containers):
+        declared_ports = container.get("ports")
+        if type(declared_ports) is not list:
             continue
-        for declared in items(container, "ports"):
-            if isinstance(declared, dict) and declared.get("containerPort") == port:
+        for declared in declared_ports:
+            if type(declared) is dict and declared.get("containerPort") == port:
                 fix = (
                     "choose a free port in that annotation"
                     if annotated
@@ -196,8 +216,8 @@ def _port_conflict(
 
 
 def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
-    for volume in items(spec, "volumes"):
-        if isinstance(volume, dict) and volume.get("name") in VOLUME_NAMES:
+    for volume in spec.get("volumes") or ():
+        if volume.get("name") in _RESERVED:
             return Conflict(
                 "volume-conflict",
                 f'volume "{volume["name"]}" already exists, but {SIDECAR} is not there: the names '
@@ -214,13 +234,14 @@ def _targets(
     init_after: int,
 ) -> list[tuple[str, int]] | Conflict:
     """(list key, index) of the app containers that get env, indexed in the Pod as it arrived."""
-    regular = [(i, c.get("name")) for i, c in enumerate(containers) if isinstance(c, dict)]
-    init = [(i, c.get("name")) for i, c in enumerate(init_containers) if isinstance(c, dict)]
     if options.containers is None:
-        chosen = [("containers", i) for i, name in regular if name != SIDECAR]
+        chosen = [("containers", i) for i, c in enumerate(containers) if c.get("name") != SIDECAR]
         if mode == "native":
-            chosen = [("initContainers", i) for i, name in init if name != SIDECAR and i > init_after] + chosen
+            before = [("initContainers", i) for i, c in enumerate(init_containers) if i > init_after]
+            chosen = [target for target in before if init_containers[target[1]].get("name") != SIDECAR] + chosen
         return chosen
+    regular = [(i, c.get("name")) for i, c in enumerate(containers)]
+    init = [(i, c.get("name")) for i, c in enumerate(init_containers)]
     by_name = {name: ("initContainers", i) for i, name in init} | {name: ("containers", i) for i, name in regular}
     by_name.pop(SIDECAR, None)
     unknown = [name for name in options.containers if name not in by_name]
@@ -245,55 +266,48 @@ def _targets(
 
 def _first_app_container(containers: Sequence[Any]) -> str | None:
     for container in containers:
-        if isinstance(container, dict) and container.get("name") and container["name"] != SIDECAR:
-            return str(container["name"])
+        name = container.get("name")
+        if name and name != SIDECAR:
+            return str(name)
     return None
 
 
-def _our_annotations(resolved: Resolved, mode: Mode, first_app: str | None) -> dict[str, str]:
-    status = {
-        "blueprint": resolved.blueprint.ref.name,
-        "agentIdentity": resolved.identity.ref.name if resolved.identity else None,
-        "sidecar": SIDECAR,
-        "mode": mode,
-        "version": __version__,
-    }
-    wanted = {STATUS: orjson.dumps(status).decode()}
-    if first_app is not None:
-        wanted[DEFAULT_CONTAINER] = first_app
-    return wanted
-
-
-def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[Json]:
+def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[bytes]:
     """`added` are those of `wanted` the Pod lacks; absent or null maps (nothing else passed the shape
     check) are set whole."""
     metadata = pod.get("metadata")
     if not isinstance(metadata, dict):
-        return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
+        return [add("/metadata", value({"annotations": wanted}))]
     if not isinstance(metadata.get("annotations"), dict):
-        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
-    return [
-        {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value} for key, value in added.items()
-    ]
-
-
-def _append_ops(parent: Mapping[str, Any], path: str, key: str, values: list[Json]) -> list[Json]:
-    """Append to a list, or create it when the key is missing or null."""
-    if not isinstance(parent.get(key), list):
-        return [{"op": "add", "path": path, "value": values}]
-    return [{"op": "add", "path": f"{path}/-", "value": value} for value in values]
+        return [add("/metadata/annotations", value(wanted))]
+    ops = []
+    for key, text in added.items():
+        begun = _ANNOTATION_STARTS.get(key) or start(f"/metadata/annotations/{escape(key)}")
+        ops.append(begun + value(text) + b"}")
+    return ops
 
 
 def _env_ops(
-    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: list[Json], shifted: str | None = None
-) -> list[Json]:
-    """Env only where the name is not set yet; `shifted` is the list the sidecar was put first in."""
-    ops: list[Json] = []
+    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: EnvItems, shifted: str | None = None
+) -> list[bytes]:
+    """Env only where the name is not set yet, appended to a list or set whole where there is none;
+    `shifted` is the list the sidecar was put first in."""
+    ops: list[bytes] = []
     for key, index in targets:
-        container = items(spec, key)[index]
-        present = {item.get("name") for item in items(container, "env") if isinstance(item, dict)}
-        missing = [item for item in env if item["name"] not in present]
+        container = spec[key][index]
+        listed = container.get("env")  # shape-checked: an array of objects, or absent
+        missing = env
+        if listed:
+            present = set()
+            for item in listed:
+                present.add(item.get("name"))
+            missing = tuple(entry for entry in env if entry[0] not in present)
         if missing:
             path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
-            ops += _append_ops(container, path, "env", missing)
+            if listed is not None:
+                begun = opened(path)
+                for _, _, tail in missing:
+                    ops.append(begun + tail)
+            else:
+                ops.append(add(path, array(item for _, item, _ in missing)))
     return ops

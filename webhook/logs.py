@@ -79,7 +79,7 @@ class AdmissionLog:
             "dry_run": admitted.request.dry_run,
         }
         if isinstance(outcome, Inject):
-            fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": len(outcome.ops)}
+            fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": outcome.op_count}
         else:
             fields["detail"] = clip(outcome.message, MESSAGE_LIMIT)
         level_name = "warning" if warn else "info"

@@ -108,10 +108,9 @@ def answer(request: Request, outcome: Outcome | None) -> dict[str, Any]:
     """The AdmissionReview reply, in the request's apiVersion; `None` means "not ours, allow"."""
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if isinstance(outcome, Inject):
-        if outcome.ops:
-            patch = orjson.dumps(outcome.ops)
+        if outcome.op_count:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(patch).decode()
+            response["patch"] = base64.b64encode(outcome.patch).decode()
         if outcome.warnings:
             response["warnings"] = outcome.warnings
     elif isinstance(outcome, Skip):
