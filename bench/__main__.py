@@ -53,6 +53,7 @@ def measure(mode: str, only: str | None) -> tuple[list[str], dict[str, Any]]:
         _say("core: timing decide and the obvious baseline")
         result = core.run(profile.batches, profile.batch_ms, profile.memory_calls)
         lines += report.core_lines(result, profile.batches, profile.batch_ms)
+        lines += report.stage_lines(result)
         document["core"] = report.core_json(result, profile.batches, profile.batch_ms, profile.memory_calls)
     if only in (None, "http"):
         _say(f"http: {profile.rounds} round(s) of ours and the baseline under wrk")

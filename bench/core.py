@@ -17,15 +17,18 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from bench import obvious
+from bench import obvious, stages
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
 from bench.stats import median, percentile
 from webhook.decision import Inject, decide
+from webhook.rendered import Rendered
 from webhook.review import answer, parse_review
 from webhook.settings import Settings
 from webhook.sources.files import FileSource
 
-AIM_NS = 50_000
+DECIDE_AIM_NS = 15_000
+REQUEST_AIM_NS = 40_000
+STAGE = "stage:"  # key prefix of the stage cases (bench.stages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,14 @@ class CoreResult:
     def get(self, key: str) -> CaseResult:
         return next(result for result in self.cases if result.case.key == key)
 
+    @property
+    def main(self) -> list[CaseResult]:
+        return [result for result in self.cases if not result.case.key.startswith(STAGE)]
+
+    @property
+    def stages(self) -> list[CaseResult]:
+        return [result for result in self.cases if result.case.key.startswith(STAGE)]
+
 
 def _compact(value: Any) -> bytes:
     """What the server sends: orjson, as in `webhook.server`."""
@@ -86,9 +97,11 @@ def build_cases() -> tuple[list[Case], Sizes]:
     """The cases, after checking that ours injects and the baseline yields the very same Pod."""
     index = FileSource([EXAMPLES]).load()
     settings = Settings()
+    rendered = Rendered()
     pod = typical_pod()
     body = review_body()
     request = parse_review(body)
+    admission = stages.served_admission(index, settings, stages.null_stream())
     outcome = decide(pod, NAMESPACE, index, settings)
     if not isinstance(outcome, Inject):
         raise RuntimeError(f"the typical Pod was not injected: {outcome}")
@@ -101,15 +114,16 @@ def build_cases() -> tuple[list[Case], Sizes]:
         raise RuntimeError("the baseline's patch does not produce our injected Pod")
 
     def ours() -> object:
-        return decide(pod, NAMESPACE, index, settings)
+        return decide(pod, NAMESPACE, index, settings, rendered=rendered)
 
     def encoded() -> object:
-        return answer(request, decide(pod, NAMESPACE, index, settings))
+        return answer(request, decide(pod, NAMESPACE, index, settings, rendered=rendered))
 
     def whole() -> object:
-        parsed = parse_review(body)
-        assert parsed.object is not None
-        return _compact(answer(parsed, decide(parsed.object, parsed.namespace, index, settings)))
+        return _compact(stages.run_now(admission.review(parse_review(body))))
+
+    if whole() != _compact(answer(request, outcome)):
+        raise RuntimeError("the request case answered differently from decide + answer")
 
     def baseline() -> object:
         return obvious.mutate(pod, parts)
@@ -124,7 +138,12 @@ def build_cases() -> tuple[list[Case], Sizes]:
         baseline_patch_json_bytes=len(_compact(baseline_ops)),
     )
     cases = [
-        Case("decide", "ours: decide", "decide(pod, 'agents', index, settings)", ours),
+        Case(
+            "decide",
+            "ours: decide",
+            "decide(pod, 'agents', index, settings, rendered=cache), as the server calls it",
+            ours,
+        ),
         Case(
             "decide+encode",
             "ours: decide+encode",
@@ -134,11 +153,13 @@ def build_cases() -> tuple[list[Case], Sizes]:
         Case(
             "request",
             "ours: request, no HTTP",
-            "parse_review(body) + decide + answer + orjson.dumps(response): the whole request minus HTTP and TLS",
+            "parse_review(body) + Admission.review (decide, answer, log line, metrics, Events) + orjson.dumps: "
+            "all our work per request; only starlette/uvicorn/TLS (what the baseline server also does) left out",
             whole,
         ),
         Case("baseline", "baseline: obvious", obvious.DESCRIPTION, baseline),
     ]
+    cases += [Case(STAGE + stage.key, stage.label, stage.description, stage.call) for stage in stages.build_stages()]
     return cases, sizes
 
 

@@ -47,6 +47,11 @@ def parse_review(body: bytes) -> Request:
         review = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadReview(f"body is not valid JSON: {clip(str(error), 200)}") from None
+    return read_review(review)
+
+
+def read_review(review: Any) -> Request:
+    """The request of a parsed body, each field we read checked for its JSON type."""
     if not isinstance(review, dict):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
     api_version = review.get("apiVersion")
