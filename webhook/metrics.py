@@ -61,9 +61,15 @@ class Metrics:
         )
         self._not_after: float | None = None
         self.certificate_expiry.set_function(self._seconds_left)
+        # Each (outcome, reason) child resolved once: `labels()` validates and locks on every call.
+        self._admitted: dict[tuple[str, str], Counter] = {}
 
     def observe(self, admitted: Admitted) -> None:
-        self.admissions.labels(admitted.outcome_name, admitted.reason).inc()
+        key = (admitted.outcome_name, admitted.reason)
+        child = self._admitted.get(key)
+        if child is None:
+            child = self._admitted[key] = self.admissions.labels(*key)
+        child.inc()
         self.latency.observe(admitted.micros / 1_000_000)
 
     def watch_restarted(self, resource: str, reason: str) -> None:
