@@ -117,8 +117,14 @@ class BadAnnotation(ValueError):
     """A value the design does not allow; the message names the annotation, the value and the fix."""
 
 
+_NO_OPTIONS = PodOptions()  # frozen: safe to hand to every Pod that sets none
+_OPTION_KEYS = (AGENT_IDENTITY, BLUEPRINT, INJECT_CONTAINERS, SIDECAR_MODE, SIDECAR_PORT)
+
+
 def read_options(pod: Mapping[str, Any]) -> PodOptions:
     found = pod_annotations(pod)
+    if not any(key in found for key in _OPTION_KEYS):
+        return _NO_OPTIONS
     return PodOptions(
         identity=_object_name(found, AGENT_IDENTITY, "AgentIdentity"),
         blueprint=_object_name(found, BLUEPRINT, "AgentBlueprint"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +115,7 @@ def answer(request: Request, outcome: Outcome | None) -> dict[str, Any]:
     if isinstance(outcome, Inject):
         if outcome.op_count:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(outcome.patch).decode()
+            response["patch"] = binascii.b2a_base64(outcome.patch, newline=False).decode("ascii")
         if outcome.warnings:
             response["warnings"] = outcome.warnings
     elif isinstance(outcome, Skip):
