@@ -113,6 +113,7 @@ def run(
         commands: dict[str, Command] = {
             "ours": servers.ours_command,
             "baseline": servers.baseline_command,
+            "floor": functools.partial(servers.baseline_command, parse=True),
             "ours-large": functools.partial(servers.ours_command, config=config),
         }
         for round_ in range(rounds):

@@ -87,10 +87,10 @@ def ours_command(certs: Certs, port: int, config: Path = ROOT / "examples") -> l
     ]  # fmt: skip
 
 
-def baseline_command(certs: Certs, port: int) -> list[str]:
+def baseline_command(certs: Certs, port: int, parse: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "bench.baseline_server", "--host", "127.0.0.1", "--port", str(port),
-        "--cert-file", str(certs.cert), "--key-file", str(certs.key),
+        "--cert-file", str(certs.cert), "--key-file", str(certs.key), *(["--parse"] if parse else []),
     ]  # fmt: skip
 
 

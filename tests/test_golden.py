@@ -48,6 +48,7 @@ def _run(
     outcome = decide(copy.deepcopy(pod), case["namespace"], config, settings, version, rendered=rendered)
     assert isinstance(outcome, Inject | Skip), outcome
     ops = outcome.ops if isinstance(outcome, Inject) else []
+    assert not isinstance(outcome, Inject) or outcome.op_count == len(ops)
     result = {"outcome": type(outcome).__name__, "reason": outcome.reason, "ops": ops, "warnings": outcome.warnings}
     return pod, result, jsonpatch.apply_patch(pod, ops)
 

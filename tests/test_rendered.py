@@ -10,7 +10,7 @@ import orjson
 from tests.conftest import resource
 from webhook.decision import Inject, decide
 from webhook.index import ConfigIndex
-from webhook.models import AgentBlueprint, parse_object
+from webhook.models import AgentBlueprint, AgentIdentity, parse_object
 from webhook.rendered import Rendered
 from webhook.settings import Settings
 
@@ -52,11 +52,28 @@ def blueprint_of(index: ConfigIndex) -> AgentBlueprint:
 
 def test_a_part_is_rendered_once_and_served_again_for_the_same_configuration() -> None:
     index, settings, rendered = config(), Settings(), Rendered()
+    identity = index.get("AgentIdentity", "agents", "a")
+    assert isinstance(identity, AgentIdentity)
     rendered.bind(index, settings, None)
-    first = rendered.sidecar(blueprint_of(index), True, "container", 5000)
+    first = rendered.parts(blueprint_of(index), identity, "container", 5000)
     rendered.bind(index, settings, None)
-    assert rendered.sidecar(blueprint_of(index), True, "container", 5000) is first
-    assert rendered.sidecar(blueprint_of(index), False, "container", 5000) != first  # no AllowOverrides pair
+    assert rendered.parts(blueprint_of(index), identity, "container", 5000) is first
+    without = rendered.parts(blueprint_of(index), None, "container", 5000)
+    assert without.sidecar != first.sidecar  # no AllowOverrides pair
+    assert without.volumes is first.volumes  # the blueprint's, shared
+
+
+def test_identities_of_one_blueprint_share_its_rendered_sidecar() -> None:
+    index, settings, rendered = config(), Settings(), Rendered()
+    other = parse_object(resource("AgentIdentity", "b", {**AGENT, "clientId": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"}))
+    identity = index.get("AgentIdentity", "agents", "a")
+    assert isinstance(identity, AgentIdentity)
+    assert isinstance(other, AgentIdentity)
+    rendered.bind(index, settings, None)
+    one = rendered.parts(blueprint_of(index), identity, "container", 5000)
+    two = rendered.parts(blueprint_of(index), other, "container", 5000)
+    assert two.sidecar is one.sidecar
+    assert two.env != one.env  # AGENT_IDENTITY_APP_ID differs
 
 
 def test_a_new_configuration_snapshot_renders_again() -> None:
@@ -78,8 +95,8 @@ def test_new_settings_render_again() -> None:
 def test_a_new_server_version_renders_again() -> None:
     rendered, index, settings = Rendered(), config(), Settings()
     rendered.bind(index, settings, None)
-    rendered.sidecar(blueprint_of(index), True, "container", 5000)
-    assert len(rendered) == 1
+    rendered.parts(blueprint_of(index), None, "container", 5000)
+    assert len(rendered) == 3  # the parts, the sidecar, the volumes
     rendered.bind(index, settings, (1, 30))
     assert len(rendered) == 0
     outcome = decide(pod(), "agents", index, settings, (1, 30), rendered=rendered)
@@ -92,22 +109,21 @@ def test_a_blueprint_object_that_is_not_the_one_rendered_is_rendered_anew() -> N
     rendered, settings = Rendered(), Settings()
     index = config()
     rendered.bind(index, settings, None)
-    old = rendered.volumes(blueprint_of(index))
+    old = rendered.parts(blueprint_of(index), None, "container", 5000)
     other = blueprint_of(config({**SALES, "credential": {"clientSecret": {"secretName": "s", "key": "k"}}}))
-    new = rendered.volumes(other)
-    assert len(new.append_ops) == 2
-    assert len(old.append_ops) == 3  # with the projected token volume
+    new = rendered.parts(other, None, "container", 5000)
+    assert new.volumes.append_count == 2
+    assert old.volumes.append_count == 3  # with the projected token volume
 
 
 def test_the_cache_holds_at_most_its_limit_per_table() -> None:
     rendered, index, settings = Rendered(limit=2), config(), Settings()
     rendered.bind(index, settings, None)
     for port in range(5000, 5010):
-        rendered.sidecar(blueprint_of(index), True, "container", port)
-    assert len(rendered) == 2
-    assert orjson.loads(rendered.sidecar(blueprint_of(index), True, "container", 5009))["env"][0]["value"] == (
-        "http://+:5009"
-    )
+        rendered.parts(blueprint_of(index), None, "container", port)
+    assert len(rendered) == 2 + 2 + 1  # parts, sidecars (one per port), volumes (one blueprint)
+    newest = rendered.parts(blueprint_of(index), None, "container", 5009).sidecar.insert_op
+    assert orjson.loads(newest)["value"]["env"][0]["value"] == "http://+:5009"
 
 
 def test_changing_one_outcome_s_ops_changes_nothing_another_request_sees() -> None:
@@ -132,3 +148,19 @@ def test_a_cached_outcome_equals_an_uncached_one() -> None:
         cached = decide(copy.deepcopy(pod()), "agents", index, settings, rendered=rendered)
         fresh = decide(copy.deepcopy(pod()), "agents", index, settings)
         assert cached == fresh
+
+
+def test_a_pod_with_empty_metadata_gets_its_annotations_set_whole_and_one_without_gets_metadata() -> None:
+    documents = [
+        resource("AgentBlueprint", "sales", SALES),
+        resource("AgentIdentity", "a", {**AGENT, "serviceAccounts": ["web"]}),
+    ]
+    index = ConfigIndex.of(parse_object(document) for document in documents)
+    spec = {"serviceAccountName": "web", "containers": [{"name": "app"}]}
+    for subject, path in (({"metadata": {}, "spec": spec}, "/metadata/annotations"), ({"spec": spec}, "/metadata")):
+        outcome = decide(subject, "agents", index, Settings(), rendered=Rendered())
+        assert isinstance(outcome, Inject)
+        first = outcome.ops[0]
+        assert first["path"] == path
+        annotations = first["value"] if path.endswith("annotations") else first["value"]["annotations"]
+        assert set(annotations) == {"entra.io/status", "kubectl.kubernetes.io/default-container"}

@@ -135,7 +135,7 @@ def _who(pod: Mapping[str, Any], namespace: str, subject: str | None) -> str:
 def _injected(
     result: Plan, resolution: Resolved, pod: Mapping[str, Any], namespace: str, subject: str | None
 ) -> Outcome:
-    if result.reinvoked and not result.ops:
+    if result.reinvoked and not result.count:
         # A reinvocation with nothing new to do: not news to the user.
         who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
@@ -143,4 +143,4 @@ def _injected(
     who = _who(pod, namespace, subject) if result.warnings else ""
     warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None
-    return Inject(array(result.ops), len(result.ops), warnings, reason, resolution.blueprint.ref.name, identity)
+    return Inject(array(result.ops), result.count, warnings, reason, resolution.blueprint.ref.name, identity)

@@ -19,6 +19,11 @@ _VALUE = b',"value":'
 _OPENED = _ADD + b'"'
 
 
+def escape(token: str) -> str:
+    """RFC 6901: `~` first, then `/`, so `entra.io/status` becomes `entra.io~1status`."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
 def value(item: Any) -> bytes:
     """`item` as compact JSON. A lone surrogate (only from YAML: an API server sends UTF-8) is
     written as a `\\udcXX` escape, which JSON allows and orjson refuses."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
-from webhook.budget import over_limit, seccomp_synced
-from webhook.encoded import add, array, opened, start, value
+from webhook.budget import copied, over_limit, seccomp_synced
+from webhook.encoded import add, array, escape, opened, start, value
 from webhook.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
@@ -19,11 +20,10 @@ from webhook.pod import (
     STATUS,
     PodOptions,
     items,
-    pod_annotations,
     url_port,
 )
 from webhook.pod import SIDECAR_NAME as SIDECAR
-from webhook.rendered import EnvItems, Rendered
+from webhook.rendered import Env, Parts, Rendered
 from webhook.resolve import Resolved
 from webhook.settings import NATIVE_SIDECARS_SINCE, Settings
 from webhook.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
@@ -33,22 +33,18 @@ Json = dict[str, Any]
 Mode = Literal["native", "container"]
 _NOTHING: Mapping[str, Any] = {}  # read only
 _RESERVED = frozenset(VOLUME_NAMES)
-# What the annotation budget reads of the sidecar: its name and seccomp profile (read only).
-_SIDECAR_SECCOMP: Json = {"name": SIDECAR, "securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}}
-
-
-def escape(token: str) -> str:
-    """RFC 6901: `~` first, then `/`, so `entra.io/status` becomes `entra.io~1status`."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-# Our annotations' ops up to their values, encoded once.
-_ANNOTATION_STARTS = {key: start(f"/metadata/annotations/{escape(key)}") for key in (STATUS, DEFAULT_CONTAINER)}
+_DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's
+# What a 1.19-1.24 API server copies to annotations from our sidecar's seccomp profile.
+_SIDECAR_COPIED = copied(SIDECAR, {"securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}})
+_NAME = repeat("name")
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    ops: list[bytes]  # each op as JSON (webhook.encoded)
+    """`ops` are encoded JSON Patch ops, or runs of them joined by commas: `count` says how many."""
+
+    ops: list[bytes]
+    count: int
     warnings: list[str] = field(default_factory=list)
     mode: Mode = "container"
     reinvoked: bool = False
@@ -78,7 +74,6 @@ def plan(
     spec = pod.get("spec") or _NOTHING
     containers = spec.get("containers") or ()
     init_containers = spec.get("initContainers") or ()
-
     native_at = _index_of(init_containers, SIDECAR)
     regular_at = _index_of(containers, SIDECAR)
     if native_at is not None or regular_at is not None:
@@ -86,11 +81,12 @@ def plan(
         mode: Mode = "native" if native_at is not None else "container"
         existing = init_containers[native_at] if native_at is not None else containers[regular_at or 0]
         port, unreadable = _sidecar_port(existing, options.port or settings.sidecar_port)
-        env = rendered.app_env(resolved.blueprint, resolved.identity, port)
+        env = rendered.parts(resolved.blueprint, resolved.identity, mode, port).env
         targets = _targets(containers, init_containers, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
-        return Plan(_env_ops(spec, targets, env), unreadable, mode, reinvoked=True)
+        ops: list[bytes] = []
+        return Plan(ops, _env_ops(spec, targets, env, ops), unreadable, mode, reinvoked=True)
 
     warnings: list[str] = []
     mode = _mode(options, settings, server_version, warnings)
@@ -112,31 +108,54 @@ def plan(
             "the node can ask it for tokens; run the agent without hostNetwork"
         )
 
+    parts = rendered.parts(resolved.blueprint, resolved.identity, mode, port)
+    annotated = _annotation_ops(pod, spec, parts, _first_app_container(containers), server_version)
+    if isinstance(annotated, Conflict):
+        return annotated
+    ops, count = annotated, len(annotated) + 2
+    if isinstance(spec.get("volumes"), list):
+        ops.append(parts.volumes.append_ops)
+        count += parts.volumes.append_count - 1
+    else:
+        ops.append(parts.volumes.create_op)
     key = "initContainers" if mode == "native" else "containers"
-    wanted = {STATUS: rendered.status(resolved.blueprint, resolved.identity, mode)}
-    first_app = _first_app_container(containers)
-    if first_app is not None:
-        wanted[DEFAULT_CONTAINER] = first_app
-    present = pod_annotations(pod)
-    added = {name: text for name, text in wanted.items() if name not in present} if present else wanted
-    everyone = [_SIDECAR_SECCOMP, *init_containers, *containers, *(spec.get("ephemeralContainers") or ())]
-    too_large = over_limit(present, added, seccomp_synced(spec, everyone, present, server_version))
+    # First, even in an empty list: an add never replaces a list.
+    ops.append(parts.sidecar.insert_op if isinstance(spec.get(key), list) else parts.sidecar.create_op)
+    count += _env_ops(spec, targets, parts.env, ops, shifted=key)
+    return Plan(ops, count, warnings, mode)
+
+
+def _annotation_ops(
+    pod: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    parts: Parts,
+    first_app: str | None,
+    server_version: tuple[int, int] | None,
+) -> list[bytes] | Conflict:
+    """Ours where the Pod has none yet, within the annotation budget; absent or null maps are set whole."""
+    metadata = pod.get("metadata")
+    present = metadata.get("annotations") if metadata is not None else None  # shape-checked: strings, or absent
+    if present is None:
+        added = {STATUS: parts.status}
+        if first_app is not None:
+            added[DEFAULT_CONTAINER] = first_app
+    else:
+        added = {} if STATUS in present else {STATUS: parts.status}
+        if first_app is not None and DEFAULT_CONTAINER not in present:
+            added[DEFAULT_CONTAINER] = first_app
+    have = present if present is not None else _NOTHING
+    lists = (spec.get("initContainers") or (), spec.get("containers") or (), spec.get("ephemeralContainers") or ())
+    synced = seccomp_synced(spec, have, server_version, *lists, ours=_SIDECAR_COPIED)
+    too_large = over_limit(have, added, synced)
     if too_large:
         return Conflict("annotations-too-large", too_large)
-    ops = _annotation_ops(pod, wanted, added)
-    volumes = rendered.volumes(resolved.blueprint)
-    if isinstance(spec.get("volumes"), list):
-        ops += volumes.append_ops
-    else:
-        ops.append(volumes.create_op)
-    sidecar = rendered.sidecar(resolved.blueprint, resolved.identity is not None, mode, port)
-    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
-        ops.append(add(f"/spec/{key}/0", sidecar))
-    else:
-        ops.append(add(f"/spec/{key}", b"[" + sidecar + b"]"))
-    env = rendered.app_env(resolved.blueprint, resolved.identity, port)
-    ops += _env_ops(spec, targets, env, shifted=key)
-    return Plan(ops, warnings, mode)
+    if present is None:
+        whole = add("/metadata/annotations", value(added)) if metadata is not None else None
+        return [whole or add("/metadata", value({"annotations": added}))]
+    ops = [parts.status_op] if STATUS in added else []
+    if first_app is not None and DEFAULT_CONTAINER in added:
+        ops.append(_DEFAULT_CONTAINER_START + value(first_app) + b"}")
+    return ops
 
 
 def _mode(options: PodOptions, settings: Settings, server_version: tuple[int, int] | None, warnings: list[str]) -> Mode:
@@ -272,42 +291,25 @@ def _first_app_container(containers: Sequence[Any]) -> str | None:
     return None
 
 
-def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[bytes]:
-    """`added` are those of `wanted` the Pod lacks; absent or null maps (nothing else passed the shape
-    check) are set whole."""
-    metadata = pod.get("metadata")
-    if not isinstance(metadata, dict):
-        return [add("/metadata", value({"annotations": wanted}))]
-    if not isinstance(metadata.get("annotations"), dict):
-        return [add("/metadata/annotations", value(wanted))]
-    ops = []
-    for key, text in added.items():
-        begun = _ANNOTATION_STARTS.get(key) or start(f"/metadata/annotations/{escape(key)}")
-        ops.append(begun + value(text) + b"}")
-    return ops
-
-
 def _env_ops(
-    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: EnvItems, shifted: str | None = None
-) -> list[bytes]:
-    """Env only where the name is not set yet, appended to a list or set whole where there is none;
-    `shifted` is the list the sidecar was put first in."""
-    ops: list[bytes] = []
+    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: Env, ops: list[bytes], shifted: str | None = None
+) -> int:
+    """Appends to `ops` the env each target lacks (by name): appended to its list, or the list set whole
+    where it has none; `shifted` is the list the sidecar was put first in. Returns how many ops."""
+    count = 0
     for key, index in targets:
-        container = spec[key][index]
-        listed = container.get("env")  # shape-checked: an array of objects, or absent
-        missing = env
-        if listed:
-            present = set()
-            for item in listed:
-                present.add(item.get("name"))
-            missing = tuple(entry for entry in env if entry[0] not in present)
-        if missing:
-            path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
-            if listed is not None:
-                begun = opened(path)
-                for _, _, tail in missing:
-                    ops.append(begun + tail)
-            else:
-                ops.append(add(path, array(item for _, item, _ in missing)))
-    return ops
+        listed = spec[key][index].get("env")  # shape-checked: an array of objects, or absent
+        path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
+        if listed is None:
+            ops.append(add(path, array(env.items)))
+            count += 1
+            continue
+        tails = env.tails
+        if listed and not env.name_set.isdisjoint(map(dict.get, listed, _NAME)):
+            present = set(map(dict.get, listed, _NAME))
+            tails = tuple(tail for name, tail in zip(env.names, env.tails, strict=True) if name not in present)
+        if tails:
+            begun = opened(path)
+            ops.append(begun + (b"," + begun).join(tails))
+            count += len(tails)
+    return count
