@@ -25,7 +25,7 @@ from starlette.responses import Response
 from bench.pod import EXAMPLES, NAMESPACE, review_body
 from webhook import bounds
 from webhook.admission import Admission, Admitted, Observer
-from webhook.budget import over_limit, seccomp_synced
+from webhook.budget import copied, over_limit, seccomp_synced
 from webhook.decision import Inject, decide
 from webhook.events import EventRecorder
 from webhook.index import ConfigIndex
@@ -138,7 +138,7 @@ def build_stages(log_stream: TextIO | None = None) -> list[Stage]:
     admitted = Admitted(request, outcome, "injected", 40)
     spec, present = pod["spec"], pod["metadata"]["annotations"]
     added = {STATUS: '{"blueprint":"sales"}', DEFAULT_CONTAINER: "agent"}
-    everyone = [*spec["containers"], {"name": "entra-sidecar", "securityContext": {"seccompProfile": {}}}]
+    sidecar = copied("entra-sidecar", {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}})
     log, metrics, events = admission.observers
 
     def whole() -> object:
@@ -155,7 +155,7 @@ def build_stages(log_stream: TextIO | None = None) -> list[Stage]:
         return run_now(read_body(http_request(body)))
 
     def budget() -> object:
-        return over_limit(present, added, seccomp_synced(spec, everyone, present, None))
+        return over_limit(present, added, seccomp_synced(spec, present, None, spec["containers"], ours=sidecar))
 
     return [
         Stage("read", "read body", "server.read_body from an ASGI receive (one message)", read),
