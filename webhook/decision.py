@@ -140,7 +140,9 @@ def _injected(
         who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
     reason = "reinvoked" if result.reinvoked else "injected"
-    who = _who(pod, namespace, subject) if result.warnings else ""
-    warnings = [f"{who}: {warning}" for warning in result.warnings]
+    warnings = []
+    if result.warnings:
+        who = _who(pod, namespace, subject)
+        warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None
     return Inject(array(result.ops), result.count, warnings, reason, resolution.blueprint.ref.name, identity)

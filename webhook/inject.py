@@ -74,15 +74,16 @@ def plan(
     spec = pod.get("spec") or _NOTHING
     containers = spec.get("containers") or ()
     init_containers = spec.get("initContainers") or ()
-    native_at = _index_of(init_containers, SIDECAR)
-    regular_at = _index_of(containers, SIDECAR)
-    if native_at is not None or regular_at is not None:
+    names = list(map(dict.get, containers, _NAME))
+    init_names = list(map(dict.get, init_containers, _NAME)) if init_containers else []
+    if SIDECAR in init_names or SIDECAR in names:
         # Already injected: only containers added since (by other webhooks) get their env.
+        native_at = init_names.index(SIDECAR) if SIDECAR in init_names else None
         mode: Mode = "native" if native_at is not None else "container"
-        existing = init_containers[native_at] if native_at is not None else containers[regular_at or 0]
+        existing = init_containers[native_at] if native_at is not None else containers[names.index(SIDECAR)]
         port, unreadable = _sidecar_port(existing, options.port or settings.sidecar_port)
         env = rendered.parts(resolved.blueprint, resolved.identity, mode, port).env
-        targets = _targets(containers, init_containers, options, mode, init_after=native_at or 0)
+        targets = _targets(names, init_names, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
         ops: list[bytes] = []
@@ -94,7 +95,7 @@ def plan(
     conflict = _port_conflict(containers, init_containers, port, options.port is not None) or _volume_conflict(spec)
     if conflict:
         return conflict
-    targets = _targets(containers, init_containers, options, mode, init_after=-1)
+    targets = _targets(names, init_names, options, mode, init_after=-1)
     if isinstance(targets, Conflict):
         return targets
     if mode == "container" and spec.get("restartPolicy") in {"Never", "OnFailure"}:
@@ -109,7 +110,8 @@ def plan(
         )
 
     parts = rendered.parts(resolved.blueprint, resolved.identity, mode, port)
-    annotated = _annotation_ops(pod, spec, parts, _first_app_container(containers), server_version)
+    first_app = next(filter(None, names), None)  # no sidecar among them: it is not there yet
+    annotated = _annotation_ops(pod, spec, parts, first_app, server_version)
     if isinstance(annotated, Conflict):
         return annotated
     ops, count = annotated, len(annotated) + 2
@@ -186,13 +188,6 @@ def native_fallback(server_version: tuple[int, int] | None) -> str | None:
     return None
 
 
-def _index_of(containers: Sequence[Any], name: str) -> int | None:
-    for index, container in enumerate(containers):
-        if container.get("name") == name:
-            return index
-    return None
-
-
 def _sidecar_port(sidecar: Mapping[str, Any], fallback: int) -> tuple[int, list[str]]:
     """The port the Pod's own sidecar listens on, for the app env of containers added since.
 
@@ -235,7 +230,10 @@ def _port_conflict(
 
 
 def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
-    for volume in spec.get("volumes") or ():
+    volumes = spec.get("volumes") or ()
+    if _RESERVED.isdisjoint(map(dict.get, volumes, _NAME)):
+        return None
+    for volume in volumes:
         if volume.get("name") in _RESERVED:
             return Conflict(
                 "volume-conflict",
@@ -246,21 +244,21 @@ def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
 
 
 def _targets(
-    containers: Sequence[Any],
-    init_containers: Sequence[Any],
+    names: Sequence[str | None],
+    init_names: Sequence[str | None],
     options: PodOptions,
     mode: Mode,
     init_after: int,
 ) -> list[tuple[str, int]] | Conflict:
-    """(list key, index) of the app containers that get env, indexed in the Pod as it arrived."""
+    """(list key, index) of the app containers that get env, indexed in the Pod as it arrived; from the
+    names of the regular and the init containers."""
     if options.containers is None:
-        chosen = [("containers", i) for i, c in enumerate(containers) if c.get("name") != SIDECAR]
+        chosen = [("containers", i) for i, name in enumerate(names) if name != SIDECAR]
         if mode == "native":
-            before = [("initContainers", i) for i, c in enumerate(init_containers) if i > init_after]
-            chosen = [target for target in before if init_containers[target[1]].get("name") != SIDECAR] + chosen
+            before = [("initContainers", i) for i, name in enumerate(init_names) if name != SIDECAR and i > init_after]
+            chosen = before + chosen
         return chosen
-    regular = [(i, c.get("name")) for i, c in enumerate(containers)]
-    init = [(i, c.get("name")) for i, c in enumerate(init_containers)]
+    regular, init = enumerate(names), enumerate(init_names)
     by_name = {name: ("initContainers", i) for i, name in init} | {name: ("containers", i) for i, name in regular}
     by_name.pop(SIDECAR, None)
     unknown = [name for name in options.containers if name not in by_name]
@@ -281,14 +279,6 @@ def _targets(
     return sorted(
         {by_name[name] for name in options.containers}, key=lambda target: (target[0] != "initContainers", target[1])
     )
-
-
-def _first_app_container(containers: Sequence[Any]) -> str | None:
-    for container in containers:
-        name = container.get("name")
-        if name and name != SIDECAR:
-            return str(name)
-    return None
 
 
 def _env_ops(
