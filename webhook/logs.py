@@ -94,32 +94,40 @@ class AdmissionLog:
         loop.call_soon(self.flush)
 
     def __call__(self, admitted: Admitted) -> None:
-        warn = admitted.outcome_name in {"denied", "error"}
-        level = logging.WARNING if warn else logging.INFO
-        if not self.logger.isEnabledFor(level):
+        warn = admitted.outcome_name in _WARNED
+        if not self.logger.isEnabledFor(logging.WARNING if warn else logging.INFO):
             return
-        pod = admitted.request.object or {}
+        request, outcome = admitted.request, admitted.outcome
+        pod = request.object or _NO_POD
         controller = owner(pod)
-        outcome = admitted.outcome
-        fields: dict[str, Any] = {
-            "uid": clip(admitted.request.uid, 128),
-            "namespace": clip(admitted.request.namespace, NAME_LIMIT),
+        # One dict in the order of every log line (time, level, logger, msg, then the fields).
+        line: dict[str, Any] = {
+            "time": timestamp(time.time()),
+            "level": "warning" if warn else "info",
+            "logger": self.logger.name,
+            "msg": "admission",
+            "uid": clip(request.uid, 128),
+            "namespace": clip(request.namespace, NAME_LIMIT),
             "pod": pod_name(pod) or "*",
             "owner": clip(f"{controller['kind']}/{controller['name']}", 2 * NAME_LIMIT) if controller else None,
             "outcome": admitted.outcome_name,
             "reason": admitted.reason,
             "micros": admitted.micros,
-            "dry_run": admitted.request.dry_run,
+            "dry_run": request.dry_run,
         }
         if isinstance(outcome, Inject):
-            fields |= {"blueprint": outcome.blueprint, "identity": outcome.identity, "ops": outcome.op_count}
+            line["blueprint"], line["identity"], line["ops"] = outcome.blueprint, outcome.identity, outcome.op_count
         else:
-            fields["detail"] = clip(outcome.message, MESSAGE_LIMIT)
-        level_name = "warning" if warn else "info"
+            line["detail"] = clip(outcome.message, MESSAGE_LIMIT)
         try:
-            line = _line(time.time(), level_name, self.logger.name, "admission", fields)
+            text = orjson.dumps(line).decode()
         except TypeError:  # orjson refuses a string (lone surrogates): the line still goes out, in ASCII
-            line = _line(
-                time.time(), level_name, self.logger.name, "admission", {k: ascii(v) for k, v in fields.items()}
-            )
-        self._write(line + "\n")
+            fields = list(line.items())
+            head, rest = dict(fields[:_HEAD]), {key: ascii(value) for key, value in fields[_HEAD:]}
+            text = orjson.dumps(head | rest).decode()
+        self._write(text + "\n")
+
+
+_WARNED = frozenset({"denied", "error"})
+_HEAD = 4  # time, level, logger, msg
+_NO_POD: dict[str, Any] = {}  # read only
