@@ -18,10 +18,7 @@ from webhook.pod import (
     MIRROR,
     BadAnnotation,
     describe,
-    mapping,
-    pod_annotations,
-    pod_labels,
-    read_options,
+    options_of,
     service_account,
 )
 from webhook.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
@@ -31,6 +28,7 @@ from webhook.settings import Settings
 from webhook.shape import shape_problem
 
 Json = dict[str, Any]
+_NOTHING: Mapping[str, Any] = {}  # read only
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +96,18 @@ def decide(
     if malformed:
         who = _who(pod, namespace, subject)
         return Deny("malformed-pod", f"{who}: {malformed}, which Kubernetes refuses too: correct it", code=400)
-    if MIRROR in pod_annotations(pod):
+    # Past the shape check, each of these is an object (or a list) of the right type, or absent.
+    metadata = pod.get("metadata") or _NOTHING
+    annotations = metadata.get("annotations") or _NOTHING
+    if MIRROR in annotations:
         return Skip("mirror-pod", f"{_who(pod, namespace, subject)}: static (mirror) pods are never injected")
-    if pod_labels(pod).get(INJECT_LABEL) == "disabled":
+    if (metadata.get("labels") or _NOTHING).get(INJECT_LABEL) == "disabled":
         return Skip("opted-out", f"{_who(pod, namespace, subject)}: label {INJECT_LABEL}=disabled opts it out")
-    containers = mapping(pod, "spec").get("containers")
-    if not isinstance(containers, list) or not containers:
+    if not (pod.get("spec") or _NOTHING).get("containers"):
         who = _who(pod, namespace, subject)
         return Skip("invalid-pod", f"{who}: has no spec.containers; left to the API server's validation")
     try:
-        options = read_options(pod)
+        options = options_of(annotations)
     except BadAnnotation as error:
         return Deny("bad-annotation", f"{_who(pod, namespace, subject)}: {error}", code=400)
 

@@ -122,10 +122,13 @@ _OPTION_KEYS = (AGENT_IDENTITY, BLUEPRINT, INJECT_CONTAINERS, SIDECAR_MODE, SIDE
 
 
 def read_options(pod: Mapping[str, Any]) -> PodOptions:
-    found = pod_annotations(pod)
+    return options_of(pod_annotations(pod))
+
+
+def options_of(found: Mapping[str, Any]) -> PodOptions:
+    """The options a Pod's annotations (a map of strings: the shape check saw to it) set."""
     if found.keys().isdisjoint(_OPTION_KEYS):
         return _NO_OPTIONS
-    # Each a string where set: the shape check saw to it.
     identity, blueprint, containers, mode, port = map(found.get, _OPTION_KEYS)
     return PodOptions(
         identity=None if identity is None else _object_name(identity.strip(), AGENT_IDENTITY, "AgentIdentity"),
