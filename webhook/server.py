@@ -55,12 +55,14 @@ async def read_body(request: Request) -> bytes | None:
     declared = request.headers.get("content-length", "")
     if _DIGITS.fullmatch(declared) and int(declared) > MAX_BODY_BYTES:
         return None
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
             return None
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)  # one chunk (the usual case) is returned as it is, not copied
 
 
 def create_app(lifecycle: Lifecycle) -> Starlette:
