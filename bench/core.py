@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import base64
 import gc
+import itertools
 import os
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import orjson
 
-from bench import obvious, stages
+from bench import large, obvious, stages
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
 from bench.stats import median, percentile
 from webhook.decision import Inject, decide
@@ -160,8 +163,43 @@ def build_cases() -> tuple[list[Case], Sizes]:
         ),
         Case("baseline", "baseline: obvious", obvious.DESCRIPTION, baseline),
     ]
+    cases += _large_cases(pod, settings, outcome)
     cases += [Case(STAGE + stage.key, stage.label, stage.description, stage.call) for stage in stages.build_stages()]
     return cases, sizes
+
+
+def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> list[Case]:
+    """decide with the generated configuration of 10,000 identities: the typical Pod (same answer as with
+    the small one), and a Pod for each of the 10,000 identities in turn (every one rendered and cached)."""
+    with tempfile.TemporaryDirectory(prefix="entra-bench-large-") as temp:
+        index, _ = large.load(large.write_config(Path(temp)))
+    large.check(index)
+    rendered, everyone = Rendered(), Rendered()
+    outcome = decide(pod, NAMESPACE, index, settings, rendered=rendered)
+    if not isinstance(outcome, Inject) or outcome.patch != small.patch:
+        raise RuntimeError("the large configuration answers the typical Pod differently from the small one")
+    pods = large.pods(pod)
+    turn = itertools.cycle(pods)
+    for namespace, each in pods:  # all rendered once: the cache at its size with every identity in use
+        if not isinstance(decide(each, namespace, index, settings, rendered=everyone), Inject):
+            raise RuntimeError(f"a generated Pod in {namespace} was not injected")
+
+    def typical() -> object:
+        return decide(pod, NAMESPACE, index, settings, rendered=rendered)
+
+    def in_turn() -> object:
+        namespace, each = next(turn)
+        return decide(each, namespace, index, settings, rendered=everyone)
+
+    return [
+        Case("decide-large", "decide, 10k config", "decide on the typical Pod with 10,000 identities loaded", typical),
+        Case(
+            "decide-each",
+            "decide, 10k in turn",
+            f"decide on {len(pods):,} Pods naming each identity in turn (one render-cache entry each)",
+            in_turn,
+        ),
+    ]
 
 
 def _batch(call: Callable[[], object], size: int) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench.pod import EXAMPLES
 from webhook.index import ConfigIndex
@@ -79,3 +80,14 @@ def check(index: ConfigIndex, namespaces: int = NAMESPACES) -> None:
     invalid = [obj.ref for obj in index.objects() if not hasattr(obj, "spec")]
     if invalid:
         raise RuntimeError(f"large config has invalid objects, e.g. {invalid[0]}")
+
+
+def pods(typical: dict[str, Any], namespaces: int = NAMESPACES) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, Pod) naming each generated identity: the typical Pod's spec, shared (decide never
+    changes its input), under metadata of its own."""
+    found = []
+    for number in range(namespaces):
+        for agent in range(IDENTITIES_PER_NAMESPACE):
+            metadata = {**typical["metadata"], "annotations": {"entra.io/agent-identity": f"agent-{agent}"}}
+            found.append((f"team-{number:04d}", {**typical, "metadata": metadata}))
+    return found
