@@ -7,6 +7,7 @@ and the ratios stay meaningful; each sample is one batch's time divided by its c
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gc
 import itertools
 import os
@@ -72,6 +73,8 @@ class Sizes:
     review_bytes: int
     baseline_ops: int
     baseline_patch_json_bytes: int
+    large_cache_entries: int = 0
+    large_cache_bytes: int = 0  # the render cache with every one of the 10,000 identities rendered
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +166,14 @@ def build_cases() -> tuple[list[Case], Sizes]:
         ),
         Case("baseline", "baseline: obvious", obvious.DESCRIPTION, baseline),
     ]
-    cases += _large_cases(pod, settings, outcome)
+    large_cases, entries, cache_bytes = _large_cases(pod, settings, outcome)
+    cases += large_cases
+    sizes = dataclasses.replace(sizes, large_cache_entries=entries, large_cache_bytes=cache_bytes)
     cases += [Case(STAGE + stage.key, stage.label, stage.description, stage.call) for stage in stages.build_stages()]
     return cases, sizes
 
 
-def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> list[Case]:
+def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> tuple[list[Case], int, int]:
     """decide with the generated configuration of 10,000 identities: the typical Pod (same answer as with
     the small one), and a Pod for each of the 10,000 identities in turn (every one rendered and cached)."""
     with tempfile.TemporaryDirectory(prefix="entra-bench-large-") as temp:
@@ -180,9 +185,15 @@ def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> list
         raise RuntimeError("the large configuration answers the typical Pod differently from the small one")
     pods = large.pods(pod)
     turn = itertools.cycle(pods)
-    for namespace, each in pods:  # all rendered once: the cache at its size with every identity in use
-        if not isinstance(decide(each, namespace, index, settings, rendered=everyone), Inject):
-            raise RuntimeError(f"a generated Pod in {namespace} was not injected")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for namespace, each in pods:  # all rendered once: the cache at its size with every identity in use
+            if not isinstance(decide(each, namespace, index, settings, rendered=everyone), Inject):
+                raise RuntimeError(f"a generated Pod in {namespace} was not injected")
+        cache_bytes = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
 
     def typical() -> object:
         return decide(pod, NAMESPACE, index, settings, rendered=rendered)
@@ -191,7 +202,7 @@ def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> list
         namespace, each = next(turn)
         return decide(each, namespace, index, settings, rendered=everyone)
 
-    return [
+    cases = [
         Case("decide-large", "decide, 10k config", "decide on the typical Pod with 10,000 identities loaded", typical),
         Case(
             "decide-each",
@@ -200,6 +211,7 @@ def _large_cases(pod: dict[str, Any], settings: Settings, small: Inject) -> list
             in_turn,
         ),
     ]
+    return cases, len(everyone), cache_bytes
 
 
 def _batch(call: Callable[[], object], size: int) -> float:

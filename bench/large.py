@@ -8,6 +8,8 @@ names `sales-agent` there), so the large server answers the typical Pod exactly 
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 import uuid
 from pathlib import Path
@@ -91,3 +93,16 @@ def pods(typical: dict[str, Any], namespaces: int = NAMESPACES) -> list[tuple[st
             metadata = {**typical["metadata"], "annotations": {"entra.io/agent-identity": f"agent-{agent}"}}
             found.append((f"team-{number:04d}", {**typical, "metadata": metadata}))
     return found
+
+
+def reviews(typical: dict[str, Any], namespaces: int = NAMESPACES) -> list[bytes]:
+    """The typical AdmissionReview once for each generated identity (compact JSON, as wrk posts it)."""
+    bodies = []
+    for number in range(namespaces):
+        namespace = f"team-{number:04d}"
+        for agent in range(IDENTITIES_PER_NAMESPACE):
+            review = copy.deepcopy(typical)
+            review["request"]["namespace"] = review["request"]["object"]["metadata"]["namespace"] = namespace
+            review["request"]["object"]["metadata"]["annotations"]["entra.io/agent-identity"] = f"agent-{agent}"
+            bodies.append(json.dumps(review, separators=(",", ":")).encode())
+    return bodies

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baseline_app, large, servers, wrk
-from bench.pod import review_body
+from bench.pod import review_body, typical_review
 from bench.stats import median
 
 Command = Callable[[servers.Certs, int], list[str]]
@@ -110,14 +110,16 @@ def run(
         certs = servers.make_certs(workdir / "certs")
         script = wrk.write_script(workdir, review_body())
         config = large.write_config(workdir / "large-config")
-        commands: dict[str, Command] = {
-            "ours": servers.ours_command,
-            "baseline": servers.baseline_command,
-            "floor": functools.partial(servers.baseline_command, parse=True),
-            "ours-large": functools.partial(servers.ours_command, config=config),
+        # The large server gets every generated identity in turn: each rendered, the cache at its size.
+        every_identity = wrk.write_rotating_script(workdir, large.reviews(typical_review()))
+        commands: dict[str, tuple[Command, Path]] = {
+            "ours": (servers.ours_command, script),
+            "baseline": (servers.baseline_command, script),
+            "floor": (functools.partial(servers.baseline_command, parse=True), script),
+            "ours-large": (functools.partial(servers.ours_command, config=config), every_identity),
         }
         for round_ in range(rounds):
-            for name, command in commands.items():
+            for name, (command, posted) in commands.items():
                 progress(f"http: round {round_ + 1}/{rounds}: {name}")
-                result.samples.append(_measure(name, command, round_, result, certs, script, workdir))
+                result.samples.append(_measure(name, command, round_, result, certs, posted, workdir))
     return result

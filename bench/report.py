@@ -64,6 +64,8 @@ def core_lines(result: CoreResult, batches: int, batch_ms: float) -> list[str]:
         f"  sizes: our patch {sizes.ops} ops, {sizes.ops_json_bytes:,} B JSON, {sizes.ops_base64_bytes:,} B base64; "
         f"request {sizes.review_bytes:,} B; baseline make_patch {sizes.baseline_ops} ops, "
         f"{sizes.baseline_patch_json_bytes:,} B JSON",
+        f"  render cache with every one of the 10,000 identities rendered: {sizes.large_cache_entries:,} entries, "
+        f"{_num(sizes.large_cache_bytes / 2**20)} MiB (tracemalloc)",
         "  peak B/call = tracemalloc peak above the start of one call, earlier results kept alive;",
         "  result B = what one call's result keeps alive (kept list slots included).",
     ]
@@ -119,7 +121,7 @@ def load_lines(result: LoadResult) -> list[str]:
         f"interleaved; {_pin_text(result)}",
         "    ours-large: the same server with the generated configuration of "
         f"{large.NAMESPACES * large.IDENTITIES_PER_NAMESPACE:,} AgentIdentities in {large.NAMESPACES:,} namespaces "
-        f"({large.NAMESPACES:,} blueprints)",
+        f"({large.NAMESPACES:,} blueprints), posted the typical review for each identity in turn",
         f"  {'server':<12}{'req/s':>10}{'µs/req':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'RSS MiB':>9}{'HWM MiB':>9}{'ready s':>9}",
     ]

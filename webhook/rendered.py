@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from webhook.encoded import add, appended, array, escape, value
+from webhook.encoded import add, appended, array, escape, kept, value
 from webhook.models import AgentBlueprint, AgentIdentity
 from webhook.pod import STATUS
 from webhook.settings import Settings
@@ -116,7 +116,7 @@ class Rendered:
             self._volumes_of(blueprint),
             _env(blueprint_app_env(blueprint, port) + identity_app_env(identity)),
             status,
-            add(f"/metadata/annotations/{escape(STATUS)}", value(status)),
+            kept(add(f"/metadata/annotations/{escape(STATUS)}", value(status))),
         )
         _put(self._parts, key, (blueprint, identity, parts), self.limit)
         return parts
@@ -129,7 +129,7 @@ class Rendered:
             return found[1]
         container = value(sidecar_container(blueprint, identity, self.settings, port, mode))
         where = "/spec/initContainers" if mode == "native" else "/spec/containers"
-        sidecar = Sidecar(add(f"{where}/0", container), add(where, b"[" + container + b"]"))
+        sidecar = Sidecar(kept(add(f"{where}/0", container)), kept(add(where, b"[" + container + b"]")))
         _put(self._sidecars, key, (blueprint, sidecar), self.limit)
         return sidecar
 
@@ -140,15 +140,15 @@ class Rendered:
             return found[1]
         items = [value(volume) for volume in sidecar_volumes(blueprint)]
         appended_ops = b",".join(add("/spec/volumes/-", item) for item in items)
-        volumes = Volumes(appended_ops, len(items), add("/spec/volumes", array(items)))
+        volumes = Volumes(kept(appended_ops), len(items), kept(add("/spec/volumes", array(items))))
         _put(self._volumes, key, (blueprint, volumes), self.limit)
         return volumes
 
 
 def _env(env: list[dict[str, object]]) -> Env:
     names = tuple(str(item["name"]) for item in env)
-    items = tuple(value(item) for item in env)
-    return Env(names, items, tuple(appended(item) for item in items), frozenset(names))
+    items = tuple(kept(value(item)) for item in env)
+    return Env(names, items, tuple(kept(appended(item)) for item in items), frozenset(names))
 
 
 K = TypeVar("K")
