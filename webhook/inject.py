@@ -2,6 +2,10 @@
 
 Ops run in order: annotations, volumes, the sidecar, then app env. App env ops use the indices
 after the sidecar went in, so a reader of the patch sees the final positions.
+
+Ops are encoded as they are made (`webhook.encoded`): those no Pod changes (the sidecar, its volumes,
+the app env, the status annotation) come whole from the render cache (`webhook.rendered`); only the
+paths and the few values the Pod decides are encoded per admission.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ _RESERVED = frozenset(VOLUME_NAMES)
 _DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's
 # What a 1.19-1.24 API server copies to annotations from our sidecar's seccomp profile.
 _SIDECAR_COPIED = copied(SIDECAR, {"securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}})
-_NAME = repeat("name")
+_NAME = repeat("name")  # `map(dict.get, items, _NAME)`: each item's name at C speed (endless: one serves all)
 
 
 @dataclass(frozen=True, slots=True)
