@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -27,12 +28,15 @@ def timestamp(created: float) -> str:
     """ISO 8601 UTC with milliseconds, as `datetime.isoformat` writes it: the date and time are
     formatted once a second (that formatting cost more than the rest of an admission line)."""
     global _second  # noqa: PLW0603 (a one-entry cache: swapped whole, so threads see one or the other)
-    whole = int(created)
+    fraction, seconds = math.modf(created)  # rounded to the microsecond as datetime rounds it
+    whole, micros = int(seconds), round(fraction * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
     cached = _second
     if cached[0] != whole:
         cached = (whole, dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
         _second = cached
-    return f"{cached[1]}.{int((created - whole) * 1000):03d}+00:00"
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
 def _line(created: float, level: str, logger: str, msg: str, fields: dict[str, Any]) -> str:
