@@ -44,15 +44,17 @@ def seccomp_synced(
     annotations: Mapping[str, str],
     server_version: tuple[int, int] | None,
     *container_lists: Iterable[Any],
-    ours: Mapping[str, str] = {},
+    ours: Mapping[str, int] | None = None,
 ) -> int:
     """Bytes of the seccomp annotations an API server of `server_version` (None: it may be one) adds
     for the Pod and the containers of `container_lists`, plus `ours` (`copied` for the containers we
-    add, worked out once) where the Pod does not have them already."""
+    add, worked out once: key -> bytes) where the Pod does not have them already."""
     since, until = SECCOMP_SYNCED
     if server_version is not None and not since <= server_version < until:
         return 0
-    total = _synced(POD_SECCOMP, spec, annotations)
+    security = spec.get("securityContext")
+    has_profile = type(security) is dict and "seccompProfile" in security
+    total = _synced(POD_SECCOMP, spec, annotations) if has_profile else 0
     for containers in container_lists:
         for container in containers:
             # Most containers have no seccomp profile: only those that do cost a key and a lookup.
@@ -63,17 +65,18 @@ def seccomp_synced(
                 and type(name := container.get("name")) is str
             ):
                 total += _synced(CONTAINER_SECCOMP + name, container, annotations)
-    for key, text in ours.items():
+    for key, size in (ours or {}).items():
         if key not in annotations:
-            total += _utf8(key) + _utf8(text)
+            total += size
     return total
 
 
-def copied(name: str, container: Mapping[str, Any]) -> dict[str, str]:
-    """The annotation a 1.19-1.24 API server copies from container `name`'s seccomp profile, if any."""
+def copied(name: str, container: Mapping[str, Any]) -> dict[str, int]:
+    """The annotation a 1.19-1.24 API server copies from container `name`'s seccomp profile, if any:
+    its key and the bytes it takes."""
     key = CONTAINER_SECCOMP + name
     text = _copied_value(container)
-    return {key: text} if text is not None else {}
+    return {key: _utf8(key) + _utf8(text)} if text is not None else {}
 
 
 def _synced(key: str, owner: Mapping[str, Any], annotations: Mapping[str, str]) -> int:

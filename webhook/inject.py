@@ -40,6 +40,10 @@ _RESERVED = frozenset(VOLUME_NAMES)
 _DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's
 # What a 1.19-1.24 API server copies to annotations from our sidecar's seccomp profile.
 _SIDECAR_COPIED = copied(SIDECAR, {"securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}})
+# The env paths of the first containers, opened once (`encoded.opened`).
+_ENV_OPENED = {
+    (key, at): opened(f"/spec/{key}/{at}/env") for key in ("containers", "initContainers") for at in range(32)
+}
 _NAME = repeat("name")  # `map(dict.get, items, _NAME)`: each item's name at C speed (endless: one serves all)
 
 
@@ -293,9 +297,9 @@ def _env_ops(
     count = 0
     for key, index in targets:
         listed = spec[key][index].get("env")  # shape-checked: an array of objects, or absent
-        path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
+        at = index + 1 if key == shifted else index
         if listed is None:
-            ops.append(add(path, array(env.items)))
+            ops.append(add(f"/spec/{key}/{at}/env", array(env.items)))
             count += 1
             continue
         tails = env.tails
@@ -303,7 +307,7 @@ def _env_ops(
             present = set(map(dict.get, listed, _NAME))
             tails = tuple(tail for name, tail in zip(env.names, env.tails, strict=True) if name not in present)
         if tails:
-            begun = opened(path)
+            begun = _ENV_OPENED.get((key, at)) or opened(f"/spec/{key}/{at}/env")
             ops.append(begun + (b"," + begun).join(tails))
             count += len(tails)
     return count
