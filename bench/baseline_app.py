@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
+from webhook import bounds
 from webhook.decision import decide
 from webhook.review import answer, parse_review
 from webhook.settings import Settings
@@ -39,8 +41,20 @@ async def mutate(request: Request) -> Response:
     return Response(FIXED, media_type="application/json")
 
 
+async def mutate_parsed(request: Request) -> Response:
+    """The floor: what any webhook that reads the Pod safely must do, and nothing more."""
+    body = await request.body()
+    if bounds.problem(body) is None:
+        orjson.loads(body)
+    return Response(FIXED, media_type="application/json")
+
+
 async def readyz(_: Request) -> Response:
     return Response(READY, media_type="application/json")
 
 
 app = Starlette(routes=[Route("/mutate", mutate, methods=["POST"]), Route("/readyz", readyz, methods=["GET"])])
+PARSED_DESCRIPTION = "the baseline app that also runs the bounds scan and orjson.loads on the body before answering"
+parsing_app = Starlette(
+    routes=[Route("/mutate", mutate_parsed, methods=["POST"]), Route("/readyz", readyz, methods=["GET"])]
+)

@@ -19,9 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert-file", required=True)
     parser.add_argument("--key-file", required=True)
+    parser.add_argument("--parse", action="store_true", help="also scan and parse the body (the floor)")
     args = parser.parse_args(argv)
     config = uvicorn.Config(
-        "bench.baseline_app:app",
+        "bench.baseline_app:parsing_app" if args.parse else "bench.baseline_app:app",
         host=args.host,
         port=args.port,
         ssl_certfile=args.cert_file,

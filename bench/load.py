@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import tempfile
 from collections.abc import Callable
@@ -15,14 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import baseline_app, servers, wrk
-from bench.pod import review_body
+from bench import baseline_app, large, servers, wrk
+from bench.pod import review_body, typical_review
 from bench.stats import median
 
-SERVERS: dict[str, Callable[[servers.Certs, int], list[str]]] = {
-    "ours": servers.ours_command,
-    "baseline": servers.baseline_command,
-}
+Command = Callable[[servers.Certs, int], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +30,7 @@ class Sample:
     warmup: wrk.WrkRun
     run: wrk.WrkRun
     memory_kib: dict[str, int]
+    ready_seconds: float
 
 
 @dataclass(slots=True)
@@ -56,7 +55,7 @@ def _check(name: str, certs: servers.Certs, url: str, body: bytes) -> None:
     status, reply = servers.https(certs, url + "/mutate", body)
     if status != 200:
         raise RuntimeError(f"{name}: POST /mutate answered {status}: {reply[:300]!r}")
-    if name != "ours":
+    if not name.startswith("ours"):
         return
     response: dict[str, Any] = json.loads(reply)["response"]
     if response.get("patchType") != "JSONPatch" or not response.get("allowed"):
@@ -66,22 +65,24 @@ def _check(name: str, certs: servers.Certs, url: str, body: bytes) -> None:
         raise RuntimeError("ours answered a different patch than decide gives for the typical Pod")
 
 
-def _measure(name: str, round_: int, result: LoadResult, certs: servers.Certs, script: Path, workdir: Path) -> Sample:
+def _measure(
+    name: str, command: Command, round_: int, result: LoadResult, certs: servers.Certs, script: Path, workdir: Path
+) -> Sample:
     """One server's round; up to two retries on fresh ports when another process took ours first."""
     for _ in range(2):
         with contextlib.suppress(servers.PortTaken):
-            return _measure_once(name, round_, result, certs, script, workdir)
-    return _measure_once(name, round_, result, certs, script, workdir)
+            return _measure_once(name, command, round_, result, certs, script, workdir)
+    return _measure_once(name, command, round_, result, certs, script, workdir)
 
 
 def _measure_once(
-    name: str, round_: int, result: LoadResult, certs: servers.Certs, script: Path, workdir: Path
+    name: str, command: Command, round_: int, result: LoadResult, certs: servers.Certs, script: Path, workdir: Path
 ) -> Sample:
     port = servers.free_port()
-    command = [*result.server_pin, *SERVERS[name](certs, port)]
+    argv = [*result.server_pin, *command(certs, port)]
     tool = wrk.ensure_wrk()
     body = review_body()
-    with servers.serving(name, command, certs, port, workdir) as running:
+    with servers.serving(name, argv, certs, port, workdir) as running:
         _check(name, certs, running.url, body)
         url = running.url + "/mutate"
         options = (result.threads, result.connections, result.wrk_pin)
@@ -91,7 +92,7 @@ def _measure_once(
     for label, run in (("warm-up", warmup), ("measured", measured)):
         if run.errors or not run.requests:
             raise RuntimeError(f"{name} round {round_}: {label} wrk run had errors or no requests: {run}")
-    return Sample(name, round_, warmup, measured, memory)
+    return Sample(name, round_, warmup, measured, memory, running.ready_seconds)
 
 
 def run(
@@ -108,8 +109,17 @@ def run(
         workdir = Path(temp)
         certs = servers.make_certs(workdir / "certs")
         script = wrk.write_script(workdir, review_body())
+        config = large.write_config(workdir / "large-config")
+        # The large server gets every generated identity in turn: each rendered, the cache at its size.
+        every_identity = wrk.write_rotating_script(workdir, large.reviews(typical_review()))
+        commands: dict[str, tuple[Command, Path]] = {
+            "ours": (servers.ours_command, script),
+            "baseline": (servers.baseline_command, script),
+            "floor": (functools.partial(servers.baseline_command, parse=True), script),
+            "ours-large": (functools.partial(servers.ours_command, config=config), every_identity),
+        }
         for round_ in range(rounds):
-            for name in SERVERS:
+            for name, (command, posted) in commands.items():
                 progress(f"http: round {round_ + 1}/{rounds}: {name}")
-                result.samples.append(_measure(name, round_, result, certs, script, workdir))
+                result.samples.append(_measure(name, command, round_, result, certs, posted, workdir))
     return result

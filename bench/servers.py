@@ -53,6 +53,7 @@ class Running:
     pid: int
     url: str
     log: Path
+    ready_seconds: float  # from spawning the process to the first GET /readyz = 200
 
 
 def make_certs(directory: Path) -> Certs:
@@ -76,20 +77,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ours_command(certs: Certs, port: int) -> list[str]:
+def ours_command(certs: Certs, port: int, config: Path = ROOT / "examples") -> list[str]:
     """As deployed (metrics and admission logs on), but on free loopback ports and with no drain delay."""
     return [
         str(BIN / "entra-webhook"), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--cert-file", str(certs.cert), "--key-file", str(certs.key),
-        "--config", str(ROOT / "examples"), "--drain-seconds", "0",
+        "--config", str(config), "--drain-seconds", "0",
         "--metrics-host", "127.0.0.1", "--metrics-port", str(free_port()),
     ]  # fmt: skip
 
 
-def baseline_command(certs: Certs, port: int) -> list[str]:
+def baseline_command(certs: Certs, port: int, parse: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "bench.baseline_server", "--host", "127.0.0.1", "--port", str(port),
-        "--cert-file", str(certs.cert), "--key-file", str(certs.key),
+        "--cert-file", str(certs.cert), "--key-file", str(certs.key), *(["--parse"] if parse else []),
     ]  # fmt: skip
 
 
@@ -115,7 +116,7 @@ def _wait_ready(process: subprocess.Popen[bytes], certs: Certs, url: str, log: P
         with contextlib.suppress(OSError):
             if https(certs, url + "/readyz", timeout=1)[0] == 200:
                 return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise RuntimeError(f"server at {url} not ready after {timeout:g}s:\n{_tail(log)}")
 
 
@@ -130,11 +131,12 @@ def serving(name: str, command: list[str], certs: Certs, port: int, workdir: Pat
     """Start `command` (already pinned), wait for GET /readyz = 200, and always stop it after."""
     log = workdir / f"{name}-{port}.log"
     url = f"https://127.0.0.1:{port}"
+    started = time.monotonic()
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        _wait_ready(process, certs, url, log, timeout=30)
-        yield Running(name, process.pid, url, log)
+        _wait_ready(process, certs, url, log, timeout=60)
+        yield Running(name, process.pid, url, log, time.monotonic() - started)
     finally:
         _stop(process)
 

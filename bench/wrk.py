@@ -77,12 +77,36 @@ def ensure_wrk() -> str:
     return found
 
 
+_ROTATING = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {}
+for line in io.lines(%(bodies)s) do bodies[#bodies + 1] = line end
+local next_body = 0
+request = function()
+  next_body = next_body %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end
+"""
+
+
 def write_script(directory: Path, body: bytes) -> Path:
     body_file = directory / "review.json"
     body_file.write_bytes(body)
     script = directory / "post.lua"
     # A JSON string literal is a valid Lua string literal for the ASCII paths tempfile makes.
     script.write_text(_LUA % {"body": json.dumps(str(body_file)), "marker": MARKER}, encoding="utf-8")
+    return script
+
+
+def write_rotating_script(directory: Path, bodies: list[bytes]) -> Path:
+    """A script that posts `bodies` in turn (compact JSON: one a line), with the same summary."""
+    bodies_file = directory / "reviews.jsonl"
+    bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+    script = directory / "post-rotating.lua"
+    done = _LUA[_LUA.index("done = function") :]
+    text = _ROTATING % {"bodies": json.dumps(str(bodies_file))} + done % {"marker": MARKER}
+    script.write_text(text, encoding="utf-8")
     return script
 
 

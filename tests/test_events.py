@@ -77,7 +77,7 @@ def test_a_skip_is_recorded_as_normal() -> None:
 def test_nothing_is_recorded_for_dry_run_injections_or_reinvocations() -> None:
     events, sent, _, _ = recorder()
     events.observe(admitted(DENY, dry_run=True))
-    events.observe(admitted(Inject([], [], "injected", "sales", None)))
+    events.observe(admitted(Inject.of([], [], "injected", "sales", None)))
     events.observe(admitted(Skip("already-injected", "m", quiet=True)))
     events.observe(admitted(DENY, owned=False))  # no owner and no name yet: nothing to attach to
     drain(events)

@@ -58,6 +58,7 @@ def check(pod: Any, namespace: str, settings: Settings, version: Any, well_typed
         assert "internal error" not in message
     if isinstance(outcome, Inject):
         assert outcome.ops, "an Inject carries ops"
+        assert outcome.op_count == len(outcome.ops), "the count the log and the reply go by"
         assert overwritten(pod, outcome.ops) == []
         patched = jsonpatch.apply_patch(pod, outcome.ops)
         if well_typed:

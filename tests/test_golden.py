@@ -19,6 +19,7 @@ from tests.conftest import TESTS, load_yaml
 from tests.podchecks import assert_only_added
 from webhook.decision import Inject, Skip, decide
 from webhook.index import ConfigIndex
+from webhook.rendered import Rendered
 from webhook.settings import Settings
 
 CASES = sorted(path.stem for path in (TESTS / "cases").glob("*.yaml"))
@@ -37,14 +38,17 @@ def _input_pod(case: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def _run(name: str, config: ConfigIndex) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _run(
+    name: str, config: ConfigIndex, rendered: Rendered | None = None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     case = load_yaml(TESTS / "cases" / f"{name}.yaml")
     pod = _input_pod(case)
     settings = Settings(**case.get("settings", {}))
     version = tuple(case["server_version"]) if "server_version" in case else None
-    outcome = decide(copy.deepcopy(pod), case["namespace"], config, settings, version)
+    outcome = decide(copy.deepcopy(pod), case["namespace"], config, settings, version, rendered=rendered)
     assert isinstance(outcome, Inject | Skip), outcome
     ops = outcome.ops if isinstance(outcome, Inject) else []
+    assert not isinstance(outcome, Inject) or outcome.op_count == len(ops)
     result = {"outcome": type(outcome).__name__, "reason": outcome.reason, "ops": ops, "warnings": outcome.warnings}
     return pod, result, jsonpatch.apply_patch(pod, ops)
 
@@ -83,3 +87,14 @@ def test_injecting_the_patched_pod_again_adds_nothing(name: str, config: ConfigI
     again = decide(patched, case["namespace"], config, settings)
     assert isinstance(again, Skip)
     assert again.reason == "already-injected"
+
+
+def test_one_render_cache_across_every_case_twice_gives_the_golden_ops(config: ConfigIndex) -> None:
+    """As the server runs: one cache, parts rendered by one case served to the next (settings that
+    differ between cases must re-render, not reuse)."""
+    rendered = Rendered()
+    for _ in range(2):
+        for name in CASES:
+            _, result, _ = _run(name, config, rendered)
+            golden = (GOLDEN / f"{name}.patch.json").read_text(encoding="utf-8")
+            assert json.dumps(result, indent=2) + "\n" == golden, name

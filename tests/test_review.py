@@ -63,7 +63,7 @@ def test_malformed_reviews_are_rejected_with_a_reason(body: bytes, message: str)
 def test_answer_echoes_uid_and_api_version_and_encodes_the_patch() -> None:
     request = parse_review(review())
     ops = [{"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}]
-    reply = answer(request, Inject(ops, ["w"], "injected", "sales", None))
+    reply = answer(request, Inject.of(ops, ["w"], "injected", "sales", None))
     assert reply["apiVersion"] == "admission.k8s.io/v1"
     assert reply["kind"] == "AdmissionReview"
     response = reply["response"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from webhook.decision import Deny, Outcome, Skip, decide
 from webhook.inject import native_fallback
+from webhook.models import ObjectRef
+from webhook.rendered import Rendered
 from webhook.review import Request, answer
 from webhook.settings import Settings
 from webhook.sources import ConfigSource
@@ -55,6 +57,7 @@ class Admission:
         self.settings = settings
         self.server_version = server_version
         self.observers = observers or []
+        self.rendered = Rendered()  # the sidecar and friends, encoded once per configuration
 
     def mode(self) -> str:
         """Where sidecars go unless a Pod asks otherwise: `native` only where the server is known to take it."""
@@ -67,7 +70,9 @@ class Admission:
             return answer(request, None)
         started = time.perf_counter_ns()
         try:
-            outcome = await self._outcome(request.object, request.namespace)
+            outcome = self._decide(request.object, request.namespace)
+            if isinstance(outcome, Deny) and outcome.missing is not None:  # the only admission that may wait
+                outcome = await self._looked_up(outcome.missing, request.object, request.namespace, outcome)
             reply, name = answer(request, outcome), _outcome_name(outcome)
         except Exception:
             log.exception("admission failed for uid %s; pod admitted unchanged", clip(request.uid, 128))
@@ -82,18 +87,17 @@ class Admission:
                 log.exception("observer %r failed", observer)
         return reply
 
-    async def _outcome(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
-        """`decide`, with one live lookup when the Pod names an object the snapshot lacks."""
+    async def _looked_up(self, missing: ObjectRef, pod: Mapping[str, Any], namespace: str, denied: Outcome) -> Outcome:
+        """A second `decide` when one live lookup finds what the Pod names and the snapshot lacked."""
+        if await self.source.lookup(missing) is None:
+            return denied
         outcome = self._decide(pod, namespace)
-        missing = outcome.missing if isinstance(outcome, Deny) else None
-        if missing is not None and await self.source.lookup(missing) is not None:
-            outcome = self._decide(pod, namespace)
-            if not isinstance(outcome, Deny):
-                log.info("found %s by a live lookup (created or made ready just before the pod)", missing)
+        if not isinstance(outcome, Deny):
+            log.info("found %s by a live lookup (created or made ready just before the pod)", missing)
         return outcome
 
     def _decide(self, pod: Mapping[str, Any], namespace: str) -> Outcome:
-        return decide(pod, namespace, self.source.index, self.settings, self.server_version)
+        return decide(pod, namespace, self.source.index, self.settings, self.server_version, rendered=self.rendered)
 
 
 def _outcome_name(outcome: Outcome) -> str:

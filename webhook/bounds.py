@@ -56,6 +56,8 @@ def nests_deeper_than(brackets: bytes, limit: int) -> bool:
         if len(reduced) == len(brackets):
             return False  # unbalanced: not JSON, and the parser will say where
         brackets, passes = reduced, passes + 1
+        if len(brackets) <= 2 * (limit - passes):
+            return False  # what is left cannot nest deeper than half its length: a typical Pod stops here
     depth = 0
     for run in _RUNS.findall(brackets):
         depth += len(run) if run[0] == _OPEN else -len(run)

@@ -41,37 +41,65 @@ def over_limit(present: Mapping[str, str], added: Mapping[str, str], synced: int
 
 def seccomp_synced(
     spec: Mapping[str, Any],
-    containers: Iterable[Any],
     annotations: Mapping[str, str],
     server_version: tuple[int, int] | None,
+    *container_lists: Iterable[Any],
+    ours: Mapping[str, int] | None = None,
 ) -> int:
-    """Bytes of the seccomp annotations an API server of `server_version` (None: it may be one) adds."""
+    """Bytes of the seccomp annotations an API server of `server_version` (None: it may be one) adds
+    for the Pod and the containers of `container_lists`, plus `ours` (`copied` for the containers we
+    add, worked out once: key -> bytes) where the Pod does not have them already."""
     since, until = SECCOMP_SYNCED
     if server_version is not None and not since <= server_version < until:
         return 0
-    total = _synced(POD_SECCOMP, spec, annotations)
-    for container in containers:
-        if type(container) is dict and type(container.get("name")) is str:
-            total += _synced(CONTAINER_SECCOMP + container["name"], container, annotations)
+    security = spec.get("securityContext")
+    has_profile = type(security) is dict and "seccompProfile" in security
+    total = _synced(POD_SECCOMP, spec, annotations) if has_profile else 0
+    for containers in container_lists:
+        for container in containers:
+            # Most containers have no seccomp profile: only those that do cost a key and a lookup.
+            if (
+                type(container) is dict
+                and type(security := container.get("securityContext")) is dict
+                and "seccompProfile" in security
+                and type(name := container.get("name")) is str
+            ):
+                total += _synced(CONTAINER_SECCOMP + name, container, annotations)
+    for key, size in (ours or {}).items():
+        if key not in annotations:
+            total += size
     return total
+
+
+def copied(name: str, container: Mapping[str, Any]) -> dict[str, int]:
+    """The annotation a 1.19-1.24 API server copies from container `name`'s seccomp profile, if any:
+    its key and the bytes it takes."""
+    key = CONTAINER_SECCOMP + name
+    text = _copied_value(container)
+    return {key: _utf8(key) + _utf8(text)} if text is not None else {}
 
 
 def _synced(key: str, owner: Mapping[str, Any], annotations: Mapping[str, str]) -> int:
     """What the server copies from `owner.securityContext.seccompProfile` into annotation `key`."""
+    if key in annotations:
+        return 0
+    text = _copied_value(owner)
+    return 0 if text is None else _utf8(key) + _utf8(text)
+
+
+def _copied_value(owner: Mapping[str, Any]) -> str | None:
     security = owner.get("securityContext")
     profile = security.get("seccompProfile") if type(security) is dict else None
-    if type(profile) is not dict or key in annotations:
-        return 0
+    if type(profile) is not dict:
+        return None
     kind, local = profile.get("type"), profile.get("localhostProfile")
     if kind == "RuntimeDefault":
-        value = "runtime/default"
-    elif kind == "Unconfined":
-        value = "unconfined"
-    elif kind == "Localhost" and type(local) is str:
-        value = "localhost/" + local
-    else:
-        return 0
-    return _utf8(key) + _utf8(value)
+        return "runtime/default"
+    if kind == "Unconfined":
+        return "unconfined"
+    if kind == "Localhost" and type(local) is str:
+        return "localhost/" + local
+    return None
 
 
 def _bytes(pairs: Iterable[tuple[str, str]]) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.encoded import array, decode, value
 from webhook.index import ConfigView
 from webhook.inject import Conflict, Plan, plan
 from webhook.models import ObjectRef
@@ -17,27 +18,37 @@ from webhook.pod import (
     MIRROR,
     BadAnnotation,
     describe,
-    mapping,
-    pod_annotations,
-    pod_labels,
-    read_options,
+    options_of,
     service_account,
 )
 from webhook.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
+from webhook.rendered import Rendered
 from webhook.resolve import Refused, Resolved, Unnamed, resolve
 from webhook.settings import Settings
 from webhook.shape import shape_problem
 
 Json = dict[str, Any]
+_NOTHING: Mapping[str, Any] = {}  # read only
 
 
 @dataclass(frozen=True, slots=True)
 class Inject:
-    ops: list[Json]
+    patch: bytes  # the JSON Patch, encoded: what the AdmissionReview carries
+    op_count: int
     warnings: list[str]
     reason: str  # "injected", or "reinvoked" when only late containers got env
     blueprint: str
     identity: str | None
+
+    @classmethod
+    def of(cls, ops: list[Json], warnings: list[str], reason: str, blueprint: str, identity: str | None) -> Inject:
+        return cls(value(ops), len(ops), warnings, reason, blueprint, identity)
+
+    @property
+    def ops(self) -> list[Json]:
+        """The patch as new Python objects on each read: the caller's to change."""
+        ops: list[Json] = decode(self.patch)
+        return ops
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,44 +83,66 @@ def decide(
     settings: Settings,
     server_version: tuple[int, int] | None = None,
     subject: str | None = None,
+    rendered: Rendered | None = None,
 ) -> Outcome:
-    """`subject` names the object in messages where it is not a Pod (a workload's template)."""
-    who = subject or describe(pod, namespace)
+    """`subject` names the object in messages where it is not a Pod (a workload's template).
+
+    `rendered` keeps the Pod-independent parts across calls (the server keeps one); without it they
+    are rendered for this call alone.
+    """
     if namespace in _SYSTEM_NAMESPACES or namespace == settings.own_namespace:
-        return Skip("system-namespace", f'{who}: namespace "{namespace}" is never injected')
+        return Skip("system-namespace", f'{_who(pod, namespace, subject)}: namespace "{namespace}" is never injected')
     malformed = shape_problem(pod)
     if malformed:
+        who = _who(pod, namespace, subject)
         return Deny("malformed-pod", f"{who}: {malformed}, which Kubernetes refuses too: correct it", code=400)
-    if MIRROR in pod_annotations(pod):
-        return Skip("mirror-pod", f"{who}: static (mirror) pods are never injected")
-    if pod_labels(pod).get(INJECT_LABEL) == "disabled":
-        return Skip("opted-out", f"{who}: label {INJECT_LABEL}=disabled opts it out")
-    containers = mapping(pod, "spec").get("containers")
-    if not isinstance(containers, list) or not containers:
+    # Past the shape check, each of these is an object (or a list) of the right type, or absent.
+    metadata = pod.get("metadata") or _NOTHING
+    annotations = metadata.get("annotations") or _NOTHING
+    if MIRROR in annotations:
+        return Skip("mirror-pod", f"{_who(pod, namespace, subject)}: static (mirror) pods are never injected")
+    if (metadata.get("labels") or _NOTHING).get(INJECT_LABEL) == "disabled":
+        return Skip("opted-out", f"{_who(pod, namespace, subject)}: label {INJECT_LABEL}=disabled opts it out")
+    if not (pod.get("spec") or _NOTHING).get("containers"):
+        who = _who(pod, namespace, subject)
         return Skip("invalid-pod", f"{who}: has no spec.containers; left to the API server's validation")
     try:
-        options = read_options(pod)
+        options = options_of(annotations)
     except BadAnnotation as error:
-        return Deny("bad-annotation", f"{who}: {error}", code=400)
+        return Deny("bad-annotation", f"{_who(pod, namespace, subject)}: {error}", code=400)
 
     resolution = resolve(namespace, service_account(pod), options, config)
     if isinstance(resolution, Unnamed):
-        return Skip("no-identity", f"{who}: {resolution.message}")
+        return Skip("no-identity", f"{_who(pod, namespace, subject)}: {resolution.message}")
     if isinstance(resolution, Refused):
-        message = f"{who}: {resolution.message}"
+        message = f"{_who(pod, namespace, subject)}: {resolution.message}"
         return Deny(resolution.reason, message, missing=resolution.missing, not_ready=resolution.not_ready)
 
-    result = plan(pod, resolution, options, settings, server_version)
+    if rendered is None:
+        rendered = Rendered()
+    rendered.bind(config, settings, server_version)
+    result = plan(pod, resolution, options, settings, server_version, rendered)
     if isinstance(result, Conflict):
-        return Deny(result.reason, f"{who}: {result.message}", code=400)
-    return _injected(result, resolution, who)
+        return Deny(result.reason, f"{_who(pod, namespace, subject)}: {result.message}", code=400)
+    return _injected(result, resolution, pod, namespace, subject)
 
 
-def _injected(result: Plan, resolution: Resolved, who: str) -> Outcome:
-    if result.reinvoked and not result.ops:
+def _who(pod: Mapping[str, Any], namespace: str, subject: str | None) -> str:
+    """How messages name the object; only spelled out when there is a message."""
+    return subject or describe(pod, namespace)
+
+
+def _injected(
+    result: Plan, resolution: Resolved, pod: Mapping[str, Any], namespace: str, subject: str | None
+) -> Outcome:
+    if result.reinvoked and not result.count:
         # A reinvocation with nothing new to do: not news to the user.
+        who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
     reason = "reinvoked" if result.reinvoked else "injected"
-    warnings = [f"{who}: {warning}" for warning in result.warnings]
+    warnings = []
+    if result.warnings:
+        who = _who(pod, namespace, subject)
+        warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None
-    return Inject(result.ops, warnings, reason, resolution.blueprint.ref.name, identity)
+    return Inject(array(result.ops), result.count, warnings, reason, resolution.blueprint.ref.name, identity)

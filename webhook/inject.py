@@ -2,18 +2,21 @@
 
 Ops run in order: annotations, volumes, the sidecar, then app env. App env ops use the indices
 after the sidecar went in, so a reader of the patch sees the final positions.
+
+Ops are encoded as they are made (`webhook.encoded`): those no Pod changes (the sidecar, its volumes,
+the app env, the status annotation) come whole from the render cache (`webhook.rendered`); only the
+paths and the few values the Pod decides are encoded per admission.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
-import orjson
-
-from webhook import __version__
-from webhook.budget import over_limit, seccomp_synced
+from webhook.budget import copied, over_limit, seccomp_synced
+from webhook.encoded import add, array, escape, opened, start, value
 from webhook.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
@@ -21,28 +24,35 @@ from webhook.pod import (
     STATUS,
     PodOptions,
     items,
-    mapping,
-    pod_annotations,
     url_port,
 )
 from webhook.pod import SIDECAR_NAME as SIDECAR
+from webhook.rendered import Env, Parts, Rendered
 from webhook.resolve import Resolved
 from webhook.settings import NATIVE_SIDECARS_SINCE, Settings
-from webhook.sidecar import VOLUME_NAMES, app_env, sidecar_container, sidecar_volumes
+from webhook.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
 from webhook.text import clip, listing, quoted
 
 Json = dict[str, Any]
 Mode = Literal["native", "container"]
-
-
-def escape(token: str) -> str:
-    """RFC 6901: `~` first, then `/`, so `entra.io/status` becomes `entra.io~1status`."""
-    return token.replace("~", "~0").replace("/", "~1")
+_NOTHING: Mapping[str, Any] = {}  # read only
+_RESERVED = frozenset(VOLUME_NAMES)
+_DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's
+# What a 1.19-1.24 API server copies to annotations from our sidecar's seccomp profile.
+_SIDECAR_COPIED = copied(SIDECAR, {"securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}})
+# The env paths of the first containers, opened once (`encoded.opened`).
+_ENV_OPENED = {
+    (key, at): opened(f"/spec/{key}/{at}/env") for key in ("containers", "initContainers") for at in range(32)
+}
+_NAME = repeat("name")  # `map(dict.get, items, _NAME)`: each item's name at C speed (endless: one serves all)
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    ops: list[Json]
+    """`ops` are encoded JSON Patch ops, or runs of them joined by commas: `count` says how many."""
+
+    ops: list[bytes]
+    count: int
     warnings: list[str] = field(default_factory=list)
     mode: Mode = "container"
     reinvoked: bool = False
@@ -62,24 +72,30 @@ def plan(
     options: PodOptions,
     settings: Settings,
     server_version: tuple[int, int] | None,
+    rendered: Rendered,
 ) -> Plan | Conflict:
-    spec = mapping(pod, "spec")
-    containers = items(spec, "containers")
-    init_containers = items(spec, "initContainers")
-    env = app_env(resolved.blueprint, resolved.identity, options.port or settings.sidecar_port)
+    """`rendered` serves the Pod-independent parts, bound to this configuration by the caller.
 
-    native_at = _index_of(init_containers, SIDECAR)
-    regular_at = _index_of(containers, SIDECAR)
-    if native_at is not None or regular_at is not None:
+    Past the shape check: `spec` is an object, its container lists arrays of objects with string
+    names, its volumes an array of objects; anything else read here is read defensively.
+    """
+    spec = pod.get("spec") or _NOTHING
+    containers = spec.get("containers") or ()
+    init_containers = spec.get("initContainers") or ()
+    names = list(map(dict.get, containers, _NAME))
+    init_names = list(map(dict.get, init_containers, _NAME)) if init_containers else []
+    if SIDECAR in init_names or SIDECAR in names:
         # Already injected: only containers added since (by other webhooks) get their env.
+        native_at = init_names.index(SIDECAR) if SIDECAR in init_names else None
         mode: Mode = "native" if native_at is not None else "container"
-        existing = init_containers[native_at] if native_at is not None else containers[regular_at or 0]
+        existing = init_containers[native_at] if native_at is not None else containers[names.index(SIDECAR)]
         port, unreadable = _sidecar_port(existing, options.port or settings.sidecar_port)
-        env = app_env(resolved.blueprint, resolved.identity, port)
-        targets = _targets(containers, init_containers, options, mode, init_after=native_at or 0)
+        env = rendered.parts(resolved.blueprint, resolved.identity, mode, port).env
+        targets = _targets(names, init_names, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
-        return Plan(_env_ops(spec, targets, env), unreadable, mode, reinvoked=True)
+        ops: list[bytes] = []
+        return Plan(ops, _env_ops(spec, targets, env, ops), unreadable, mode, reinvoked=True)
 
     warnings: list[str] = []
     mode = _mode(options, settings, server_version, warnings)
@@ -87,7 +103,7 @@ def plan(
     conflict = _port_conflict(containers, init_containers, port, options.port is not None) or _volume_conflict(spec)
     if conflict:
         return conflict
-    targets = _targets(containers, init_containers, options, mode, init_after=-1)
+    targets = _targets(names, init_names, options, mode, init_after=-1)
     if isinstance(targets, Conflict):
         return targets
     if mode == "container" and spec.get("restartPolicy") in {"Never", "OnFailure"}:
@@ -101,23 +117,55 @@ def plan(
             "the node can ask it for tokens; run the agent without hostNetwork"
         )
 
+    parts = rendered.parts(resolved.blueprint, resolved.identity, mode, port)
+    first_app = next(filter(None, names), None)  # no sidecar among them: it is not there yet
+    annotated = _annotation_ops(pod, spec, parts, first_app, server_version)
+    if isinstance(annotated, Conflict):
+        return annotated
+    ops, count = annotated, len(annotated) + 2
+    if isinstance(spec.get("volumes"), list):
+        ops.append(parts.volumes.append_ops)
+        count += parts.volumes.append_count - 1
+    else:
+        ops.append(parts.volumes.create_op)
     key = "initContainers" if mode == "native" else "containers"
-    sidecar = sidecar_container(resolved.blueprint, resolved.identity, settings, port, mode)
-    wanted = _our_annotations(resolved, mode, _first_app_container(containers))
-    present = pod_annotations(pod)
-    added = {name: value for name, value in wanted.items() if name not in present}
-    everyone = [sidecar, *init_containers, *containers, *items(spec, "ephemeralContainers")]
-    too_large = over_limit(present, added, seccomp_synced(spec, everyone, present, server_version))
+    # First, even in an empty list: an add never replaces a list.
+    ops.append(parts.sidecar.insert_op if isinstance(spec.get(key), list) else parts.sidecar.create_op)
+    count += _env_ops(spec, targets, parts.env, ops, shifted=key)
+    return Plan(ops, count, warnings, mode)
+
+
+def _annotation_ops(
+    pod: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    parts: Parts,
+    first_app: str | None,
+    server_version: tuple[int, int] | None,
+) -> list[bytes] | Conflict:
+    """Ours where the Pod has none yet, within the annotation budget; absent or null maps are set whole."""
+    metadata = pod.get("metadata")
+    present = metadata.get("annotations") if metadata is not None else None  # shape-checked: strings, or absent
+    if present is None:
+        added = {STATUS: parts.status}
+        if first_app is not None:
+            added[DEFAULT_CONTAINER] = first_app
+    else:
+        added = {} if STATUS in present else {STATUS: parts.status}
+        if first_app is not None and DEFAULT_CONTAINER not in present:
+            added[DEFAULT_CONTAINER] = first_app
+    have = present if present is not None else _NOTHING
+    lists = (spec.get("initContainers") or (), spec.get("containers") or (), spec.get("ephemeralContainers") or ())
+    synced = seccomp_synced(spec, have, server_version, *lists, ours=_SIDECAR_COPIED)
+    too_large = over_limit(have, added, synced)
     if too_large:
         return Conflict("annotations-too-large", too_large)
-    ops = _annotation_ops(pod, wanted, added)
-    ops += _append_ops(spec, "/spec/volumes", "volumes", sidecar_volumes(resolved.blueprint))
-    if isinstance(spec.get(key), list):  # first, even in an empty list: an add never replaces a list
-        ops.append({"op": "add", "path": f"/spec/{key}/0", "value": sidecar})
-    else:
-        ops.append({"op": "add", "path": f"/spec/{key}", "value": [sidecar]})
-    ops += _env_ops(spec, targets, env, shifted=key)
-    return Plan(ops, warnings, mode)
+    if present is None:
+        whole = add("/metadata/annotations", value(added)) if metadata is not None else None
+        return [whole or add("/metadata", value({"annotations": added}))]
+    ops = [parts.status_op] if STATUS in added else []
+    if first_app is not None and DEFAULT_CONTAINER in added:
+        ops.append(_DEFAULT_CONTAINER_START + value(first_app) + b"}")
+    return ops
 
 
 def _mode(options: PodOptions, settings: Settings, server_version: tuple[int, int] | None, warnings: list[str]) -> Mode:
@@ -148,13 +196,6 @@ def native_fallback(server_version: tuple[int, int] | None) -> str | None:
     return None
 
 
-def _index_of(containers: Sequence[Any], name: str) -> int | None:
-    for index, container in enumerate(containers):
-        if isinstance(container, dict) and container.get("name") == name:
-            return index
-    return None
-
-
 def _sidecar_port(sidecar: Mapping[str, Any], fallback: int) -> tuple[int, list[str]]:
     """The port the Pod's own sidecar listens on, for the app env of containers added since.
 
@@ -177,11 +218,12 @@ def _sidecar_port(sidecar: Mapping[str, Any], fallback: int) -> tuple[int, list[
 def _port_conflict(
     containers: Sequence[Any], init_containers: Sequence[Any], port: int, annotated: bool
 ) -> Conflict | None:
-    for container in [*init_containers, *containers]:
-        if not isinstance(container, dict):
+    for container in (*init_containers, *containers):
+        declared_ports = container.get("ports")
+        if type(declared_ports) is not list:
             continue
-        for declared in items(container, "ports"):
-            if isinstance(declared, dict) and declared.get("containerPort") == port:
+        for declared in declared_ports:
+            if type(declared) is dict and declared.get("containerPort") == port:
                 fix = (
                     "choose a free port in that annotation"
                     if annotated
@@ -196,8 +238,11 @@ def _port_conflict(
 
 
 def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
-    for volume in items(spec, "volumes"):
-        if isinstance(volume, dict) and volume.get("name") in VOLUME_NAMES:
+    volumes = spec.get("volumes") or ()
+    if _RESERVED.isdisjoint(map(dict.get, volumes, _NAME)):
+        return None
+    for volume in volumes:
+        if volume.get("name") in _RESERVED:
             return Conflict(
                 "volume-conflict",
                 f'volume "{volume["name"]}" already exists, but {SIDECAR} is not there: the names '
@@ -207,20 +252,21 @@ def _volume_conflict(spec: Mapping[str, Any]) -> Conflict | None:
 
 
 def _targets(
-    containers: Sequence[Any],
-    init_containers: Sequence[Any],
+    names: Sequence[str | None],
+    init_names: Sequence[str | None],
     options: PodOptions,
     mode: Mode,
     init_after: int,
 ) -> list[tuple[str, int]] | Conflict:
-    """(list key, index) of the app containers that get env, indexed in the Pod as it arrived."""
-    regular = [(i, c.get("name")) for i, c in enumerate(containers) if isinstance(c, dict)]
-    init = [(i, c.get("name")) for i, c in enumerate(init_containers) if isinstance(c, dict)]
+    """(list key, index) of the app containers that get env, indexed in the Pod as it arrived; from the
+    names of the regular and the init containers."""
     if options.containers is None:
-        chosen = [("containers", i) for i, name in regular if name != SIDECAR]
+        chosen = [("containers", i) for i, name in enumerate(names) if name != SIDECAR]
         if mode == "native":
-            chosen = [("initContainers", i) for i, name in init if name != SIDECAR and i > init_after] + chosen
+            before = [("initContainers", i) for i, name in enumerate(init_names) if name != SIDECAR and i > init_after]
+            chosen = before + chosen
         return chosen
+    regular, init = enumerate(names), enumerate(init_names)
     by_name = {name: ("initContainers", i) for i, name in init} | {name: ("containers", i) for i, name in regular}
     by_name.pop(SIDECAR, None)
     unknown = [name for name in options.containers if name not in by_name]
@@ -243,57 +289,25 @@ def _targets(
     )
 
 
-def _first_app_container(containers: Sequence[Any]) -> str | None:
-    for container in containers:
-        if isinstance(container, dict) and container.get("name") and container["name"] != SIDECAR:
-            return str(container["name"])
-    return None
-
-
-def _our_annotations(resolved: Resolved, mode: Mode, first_app: str | None) -> dict[str, str]:
-    status = {
-        "blueprint": resolved.blueprint.ref.name,
-        "agentIdentity": resolved.identity.ref.name if resolved.identity else None,
-        "sidecar": SIDECAR,
-        "mode": mode,
-        "version": __version__,
-    }
-    wanted = {STATUS: orjson.dumps(status).decode()}
-    if first_app is not None:
-        wanted[DEFAULT_CONTAINER] = first_app
-    return wanted
-
-
-def _annotation_ops(pod: Mapping[str, Any], wanted: dict[str, str], added: dict[str, str]) -> list[Json]:
-    """`added` are those of `wanted` the Pod lacks; absent or null maps (nothing else passed the shape
-    check) are set whole."""
-    metadata = pod.get("metadata")
-    if not isinstance(metadata, dict):
-        return [{"op": "add", "path": "/metadata", "value": {"annotations": wanted}}]
-    if not isinstance(metadata.get("annotations"), dict):
-        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}]
-    return [
-        {"op": "add", "path": f"/metadata/annotations/{escape(key)}", "value": value} for key, value in added.items()
-    ]
-
-
-def _append_ops(parent: Mapping[str, Any], path: str, key: str, values: list[Json]) -> list[Json]:
-    """Append to a list, or create it when the key is missing or null."""
-    if not isinstance(parent.get(key), list):
-        return [{"op": "add", "path": path, "value": values}]
-    return [{"op": "add", "path": f"{path}/-", "value": value} for value in values]
-
-
 def _env_ops(
-    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: list[Json], shifted: str | None = None
-) -> list[Json]:
-    """Env only where the name is not set yet; `shifted` is the list the sidecar was put first in."""
-    ops: list[Json] = []
+    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: Env, ops: list[bytes], shifted: str | None = None
+) -> int:
+    """Appends to `ops` the env each target lacks (by name): appended to its list, or the list set whole
+    where it has none; `shifted` is the list the sidecar was put first in. Returns how many ops."""
+    count = 0
     for key, index in targets:
-        container = items(spec, key)[index]
-        present = {item.get("name") for item in items(container, "env") if isinstance(item, dict)}
-        missing = [item for item in env if item["name"] not in present]
-        if missing:
-            path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
-            ops += _append_ops(container, path, "env", missing)
-    return ops
+        listed = spec[key][index].get("env")  # shape-checked: an array of objects, or absent
+        at = index + 1 if key == shifted else index
+        if listed is None:
+            ops.append(add(f"/spec/{key}/{at}/env", array(env.items)))
+            count += 1
+            continue
+        tails = env.tails
+        if listed and not env.name_set.isdisjoint(map(dict.get, listed, _NAME)):
+            present = set(map(dict.get, listed, _NAME))
+            tails = tuple(tail for name, tail in zip(env.names, env.tails, strict=True) if name not in present)
+        if tails:
+            begun = _ENV_OPENED.get((key, at)) or opened(f"/spec/{key}/{at}/env")
+            ops.append(begun + (b"," + begun).join(tails))
+            count += len(tails)
+    return count

@@ -6,10 +6,14 @@ do not share counters.
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from webhook.admission import Admitted
 from webhook.certs import expires_in
@@ -28,12 +32,12 @@ class Metrics:
             ["outcome", "reason"],
             registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             "entra_webhook_admission_duration_seconds",
             "Time to decide one Pod admission, live lookups included.",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
+        self.registry.register(self.latency)
         self.config_objects = Gauge(
             "entra_webhook_config_objects",
             "AgentBlueprint and AgentIdentity objects in the webhook's cache (invalid ones included).",
@@ -61,9 +65,15 @@ class Metrics:
         )
         self._not_after: float | None = None
         self.certificate_expiry.set_function(self._seconds_left)
+        # Each (outcome, reason) child resolved once: `labels()` validates and locks on every call.
+        self._admitted: dict[tuple[str, str], Counter] = {}
 
     def observe(self, admitted: Admitted) -> None:
-        self.admissions.labels(admitted.outcome_name, admitted.reason).inc()
+        key = (admitted.outcome_name, admitted.reason)
+        child = self._admitted.get(key)
+        if child is None:
+            child = self._admitted[key] = self.admissions.labels(*key)
+        child.inc()
         self.latency.observe(admitted.micros / 1_000_000)
 
     def watch_restarted(self, resource: str, reason: str) -> None:
@@ -80,3 +90,36 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, host, registry=self.registry)
+
+
+class LatencyHistogram(Collector):
+    """A Prometheus histogram observed with no lock: one bucket count and the sum, on the event loop.
+
+    prometheus_client's `Histogram` takes a lock for the sum and again for the bucket on every
+    observation, to be safe from any thread. Admissions are observed on one thread only; a scrape
+    (another thread) copies the counts, so it may see an observation in a bucket before its sum, as
+    it may with prometheus_client's. The exposition is the same: `_bucket` by `le` (cumulative, up to
+    `+Inf`), `_count`, `_sum` and `_created`.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = tuple(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # per bucket, the last for what passes every bound
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1  # the first bound >= seconds: `le`
+        self.sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counts, total = list(self.counts), self.sum
+        cumulative, buckets = 0, []
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), counts, strict=True):
+            cumulative += count
+            buckets.append((bound, float(cumulative)))
+        family = HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
+        family.add_sample(self.name + "_created", {}, self.created)
+        yield family

@@ -117,26 +117,29 @@ class BadAnnotation(ValueError):
     """A value the design does not allow; the message names the annotation, the value and the fix."""
 
 
+_NO_OPTIONS = PodOptions()  # frozen: safe to hand to every Pod that sets none
+_OPTION_KEYS = (AGENT_IDENTITY, BLUEPRINT, INJECT_CONTAINERS, SIDECAR_MODE, SIDECAR_PORT)
+
+
 def read_options(pod: Mapping[str, Any]) -> PodOptions:
-    found = pod_annotations(pod)
+    return options_of(pod_annotations(pod))
+
+
+def options_of(found: Mapping[str, Any]) -> PodOptions:
+    """The options a Pod's annotations (a map of strings: the shape check saw to it) set."""
+    if found.keys().isdisjoint(_OPTION_KEYS):
+        return _NO_OPTIONS
+    identity, blueprint, containers, mode, port = map(found.get, _OPTION_KEYS)
     return PodOptions(
-        identity=_object_name(found, AGENT_IDENTITY, "AgentIdentity"),
-        blueprint=_object_name(found, BLUEPRINT, "AgentBlueprint"),
-        containers=_container_list(found),
-        mode=_mode(found),
-        port=_port(found),
+        identity=None if identity is None else _object_name(identity.strip(), AGENT_IDENTITY, "AgentIdentity"),
+        blueprint=None if blueprint is None else _object_name(blueprint.strip(), BLUEPRINT, "AgentBlueprint"),
+        containers=None if containers is None else _container_list(containers.strip()),
+        mode=None if mode is None else _mode(mode.strip()),
+        port=None if port is None else _port(port.strip()),
     )
 
 
-def _value(found: Mapping[str, Any], key: str) -> str | None:
-    value = found.get(key)
-    return None if value is None else str(value).strip()  # a string: the shape check saw to it
-
-
-def _object_name(found: Mapping[str, Any], key: str, kind: str) -> str | None:
-    value = _value(found, key)
-    if value is None:
-        return None
+def _object_name(value: str, key: str, kind: str) -> str:
     if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise BadAnnotation(
             f"annotation {key}={quoted(value)} is not a valid {kind} name: "
@@ -145,10 +148,7 @@ def _object_name(found: Mapping[str, Any], key: str, kind: str) -> str | None:
     return value
 
 
-def _container_list(found: Mapping[str, Any]) -> tuple[str, ...] | None:
-    value = _value(found, INJECT_CONTAINERS)
-    if value is None:
-        return None
+def _container_list(value: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in value.split(","))
     bad = [name for name in names if not _DNS_LABEL.fullmatch(name)]
     if not value or bad:
@@ -159,10 +159,7 @@ def _container_list(found: Mapping[str, Any]) -> tuple[str, ...] | None:
     return names
 
 
-def _mode(found: Mapping[str, Any]) -> Literal["native", "container"] | None:
-    value = _value(found, SIDECAR_MODE)
-    if value is None:
-        return None
+def _mode(value: str) -> Literal["native", "container"]:
     if value == "native":
         return "native"
     if value == "container":
@@ -170,10 +167,7 @@ def _mode(found: Mapping[str, Any]) -> Literal["native", "container"] | None:
     raise BadAnnotation(f"annotation {SIDECAR_MODE}={quoted(value)} must be 'native' or 'container'")
 
 
-def _port(found: Mapping[str, Any]) -> int | None:
-    value = _value(found, SIDECAR_PORT)
-    if value is None:
-        return None
+def _port(value: str) -> int:
     if not re.fullmatch(r"[0-9]{1,5}", value) or not 1024 <= int(value) <= 65535:
         raise BadAnnotation(
             f"annotation {SIDECAR_PORT}={quoted(value)} must be a port number from 1024 to 65535 "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from webhook.index import ConfigView
-from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, InvalidObject, ObjectRef
+from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, ConfigObject, InvalidObject, ObjectRef
 from webhook.pod import AGENT_IDENTITY, PodOptions
 from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
 from webhook.text import NAME_LIMIT, clip, listing
@@ -46,10 +46,9 @@ Resolution = Resolved | Unnamed | Refused
 def resolve(namespace: str, service_account: str, options: PodOptions, config: ConfigView) -> Resolution:
     identity: AgentIdentity | None = None
     if options.identity is not None:
-        found = _lookup(config, IDENTITY, namespace, options.identity, f"{AGENT_IDENTITY} names")
-        if isinstance(found, Refused):
-            return found
-        assert isinstance(found, AgentIdentity)
+        found = config.get(IDENTITY, namespace, options.identity)
+        if not isinstance(found, AgentIdentity):
+            return _refused(config, IDENTITY, namespace, options.identity, f"{AGENT_IDENTITY} names", found)
         identity = found
     else:
         bound = config.bound_identities(namespace, service_account)
@@ -71,12 +70,9 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
                 f'belongs to blueprint "{identity.spec.blueprint}": make them agree or drop the '
                 f"{BLUEPRINT_ANNOTATION} annotation",
             )
-        blueprint_name, named_by = options.blueprint, f"{BLUEPRINT_ANNOTATION} names"
+        blueprint_name = options.blueprint
     elif identity is not None:
-        blueprint_name, named_by = (
-            identity.spec.blueprint,
-            f'AgentIdentity "{identity.ref.name}" names blueprint',
-        )
+        blueprint_name = identity.spec.blueprint
     else:
         return Unnamed(
             f"names no agent identity, so no sidecar was injected: add the {AGENT_IDENTITY} annotation, "
@@ -85,18 +81,21 @@ def resolve(namespace: str, service_account: str, options: PodOptions, config: C
 
     if identity is not None and not identity.ready:
         return _not_ready(identity)
-    blueprint = _lookup(config, BLUEPRINT, namespace, blueprint_name, named_by)
-    if isinstance(blueprint, Refused):
-        return blueprint
-    assert isinstance(blueprint, AgentBlueprint)
+    blueprint = config.get(BLUEPRINT, namespace, blueprint_name)
+    if not isinstance(blueprint, AgentBlueprint):
+        if options.blueprint is not None or identity is None:
+            named_by = f"{BLUEPRINT_ANNOTATION} names"
+        else:
+            named_by = f'AgentIdentity "{identity.ref.name}" names blueprint'
+        return _refused(config, BLUEPRINT, namespace, blueprint_name, named_by, blueprint)
     return Resolved(blueprint, identity)
 
 
-def _lookup(
-    config: ConfigView, kind: str, namespace: str, name: str, named_by: str
-) -> AgentBlueprint | AgentIdentity | Refused:
-    found = config.get(kind, namespace, name)
-    if found is None:
+def _refused(
+    config: ConfigView, kind: str, namespace: str, name: str, named_by: str, found: ConfigObject | None
+) -> Refused:
+    """Why what the Pod names (`found`: absent, invalid, or of another kind) cannot serve it."""
+    if not isinstance(found, InvalidObject):
         have = listing(config.names(kind, namespace)) or "none"
         return Refused(
             f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
@@ -104,9 +103,7 @@ def _lookup(
             f"(have: {have})",
             missing=ObjectRef(kind, namespace, name),
         )
-    if isinstance(found, InvalidObject):
-        return Refused("invalid-config", f'{named_by} "{name}", but {clip(found.message, 1024)}: fix the {kind}')
-    return found
+    return Refused("invalid-config", f'{named_by} "{name}", but {clip(found.message, 1024)}: fix the {kind}')
 
 
 def _not_ready(identity: AgentIdentity) -> Refused:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +47,11 @@ def parse_review(body: bytes) -> Request:
         review = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadReview(f"body is not valid JSON: {clip(str(error), 200)}") from None
+    return read_review(review)
+
+
+def read_review(review: Any) -> Request:
+    """The request of a parsed body, each field we read checked for its JSON type."""
     if not isinstance(review, dict):
         raise BadReview("body must be a JSON object (an AdmissionReview)")
     api_version = review.get("apiVersion")
@@ -108,10 +113,9 @@ def answer(request: Request, outcome: Outcome | None) -> dict[str, Any]:
     """The AdmissionReview reply, in the request's apiVersion; `None` means "not ours, allow"."""
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if isinstance(outcome, Inject):
-        if outcome.ops:
-            patch = orjson.dumps(outcome.ops)
+        if outcome.op_count:
             response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(patch).decode()
+            response["patch"] = binascii.b2a_base64(outcome.patch, newline=False).decode("ascii")
         if outcome.warnings:
             response["warnings"] = outcome.warnings
     elif isinstance(outcome, Skip):

@@ -62,7 +62,9 @@ def run_serve(args: argparse.Namespace) -> int:
     version = args.server_version or _read_server_version(api)
 
     shutdown: list[Callable[[], None]] = []
-    observers: list[Observer] = [logs.AdmissionLog(), metrics.observe]
+    admission_log = logs.AdmissionLog()
+    observers: list[Observer] = [admission_log, metrics.observe]
+    shutdown.append(admission_log.flush)  # what the last loop iteration left
     if api is not None and not args.no_events:
         from webhook.events import EventRecorder
 

@@ -50,24 +50,26 @@ class Lifecycle:
         return self.admission.source.ready and not self.draining
 
 
-async def _read_body(request: Request) -> bytes | None:
+async def read_body(request: Request) -> bytes | None:
     """The body, or None once it passes the limit (checked as it streams, not after)."""
     declared = request.headers.get("content-length", "")
     if _DIGITS.fullmatch(declared) and int(declared) > MAX_BODY_BYTES:
         return None
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
             return None
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)  # one chunk (the usual case) is returned as it is, not copied
 
 
 def create_app(lifecycle: Lifecycle) -> Starlette:
     admission = lifecycle.admission
 
     async def mutate(request: Request) -> Response:
-        body = await _read_body(request)
+        body = await read_body(request)
         if body is None:
             return _json({"error": f"request body is larger than {MAX_BODY_BYTES} bytes"}, 413)
         try:

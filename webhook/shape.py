@@ -62,33 +62,31 @@ def shape_problem(pod: Mapping[str, Any]) -> str | None:
 
 
 def _containers(containers: Any, key: str) -> str | None:
-    path = f"spec.{key}"  # only spelled out in a message, but cheap next to the walk
     if type(containers) is not list:
-        return _must(path, "an array", containers)
+        return _must(f"spec.{key}", "an array", containers)
     for index, container in enumerate(containers):
         if type(container) is not dict:
-            return _must(f"{path}[{index}]", "an object", container)
+            return _must(f"spec.{key}[{index}]", "an object", container)
         if (name := container.get("name")) is not None and type(name) is not str:
-            return _must(f"{path}[{index}].name", "a string", name)
+            return _must(f"spec.{key}[{index}].name", "a string", name)
         env = container.get("env")
         if env is not None:
             if type(env) is not list:
-                return _must(f"{path}[{index}].env", "an array", env)
+                return _must(f"spec.{key}[{index}].env", "an array", env)
             for number, item in enumerate(env):
                 if type(item) is not dict:
-                    return _must(f"{path}[{index}].env[{number}]", "an object", item)
+                    return _must(f"spec.{key}[{index}].env[{number}]", "an object", item)
                 if (name := item.get("name")) is not None and type(name) is not str:
-                    return _must(f"{path}[{index}].env[{number}].name", "a string", name)
+                    return _must(f"spec.{key}[{index}].env[{number}].name", "a string", name)
     return None
 
 
 def _string_map(value: Any, field: str) -> str | None:
-    path = f"metadata.{field}"
     if type(value) is not dict:
-        return _must(path, "an object of strings", value)
+        return _must(f"metadata.{field}", "an object of strings", value)
     for key, item in value.items():
         if type(key) is not str:  # only from YAML, where `1:` and `yes:` are not strings
-            return f"{path} has a key of another type than string: {json_type(key)} (quote it in YAML)"
+            return f"metadata.{field} has a key of another type than string: {json_type(key)} (quote it in YAML)"
         if type(item) is not str:
-            return _must(f'{path}["{clip(key)}"]', "a string (quote it in YAML)", item)
+            return _must(f'metadata.{field}["{clip(key)}"]', "a string (quote it in YAML)", item)
     return None

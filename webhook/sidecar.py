@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
+
+from webhook import __version__
 from webhook.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity, WorkloadIdentityCredential
 from webhook.pod import SIDECAR_NAME
 from webhook.settings import Settings
@@ -26,13 +29,15 @@ VOLUME_NAMES = (TOKEN_VOLUME, TMP_VOLUME, KEYS_VOLUME)
 SIDECAR_URL = "SIDECAR_URL"
 BLUEPRINT_APP_ID = "BLUEPRINT_APP_ID"
 AGENT_IDENTITY_APP_ID = "AGENT_IDENTITY_APP_ID"
+SECCOMP_PROFILE = "RuntimeDefault"
 
 
 def _env(name: str, value: str) -> Json:
     return {"name": name, "value": value}
 
 
-def sidecar_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port: int) -> list[Json]:
+def sidecar_env(blueprint: AgentBlueprint, identity: bool, port: int) -> list[Json]:
+    """`identity`: whether the Pod has an agent identity (which one is the app's business, not the sidecar's)."""
     spec = blueprint.spec
     env = [_env("ASPNETCORE_URLS", f"http://+:{port}"), _env("ASPNETCORE_ENVIRONMENT", "Production")]
     # With envFrom, only what the blueprint spells out is explicit: a default would override the ConfigMap.
@@ -66,7 +71,7 @@ def sidecar_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port:
             env.append(_env(prefix + "RelativePath", api.relative_path))
         if api.http_method is not None:
             env.append(_env(prefix + "HttpMethod", api.http_method))
-    if identity is not None:
+    if identity:
         # Without these (default false) the sidecar drops ?AgentIdentity= and answers with a blueprint token.
         env.append(_env("Sidecar__AllowOverrides__GetAuthorizationHeaderUnauthenticated", "true"))
         env.append(_env("Sidecar__AllowOverrides__CallDownstreamApiUnauthenticated", "true"))
@@ -89,7 +94,7 @@ def _probe(port: int, period: int, failures: int) -> Json:
 
 def sidecar_container(
     blueprint: AgentBlueprint,
-    identity: AgentIdentity | None,
+    identity: bool,
     settings: Settings,
     port: int,
     mode: Literal["native", "container"],
@@ -118,7 +123,7 @@ def sidecar_container(
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "seccompProfile": {"type": SECCOMP_PROFILE},
     }
     mounts: list[Json] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}, {"name": KEYS_VOLUME, "mountPath": "/app/keys"}]
     if _workload_identity(blueprint):
@@ -140,16 +145,36 @@ def sidecar_volumes(blueprint: AgentBlueprint) -> list[Json]:
     return volumes
 
 
-def app_env(blueprint: AgentBlueprint, identity: AgentIdentity | None, port: int) -> list[Json]:
-    """What an app container needs to reach the sidecar: `localhost`, never 127.0.0.1 (Host check)."""
+def blueprint_app_env(blueprint: AgentBlueprint, port: int) -> list[Json]:
+    """What an app container needs to reach the sidecar: `localhost`, never 127.0.0.1 (Host check).
+    Every identity of `blueprint` shares it."""
     env = [_env(SIDECAR_URL, f"http://localhost:{port}")]
     if blueprint.spec.client_id:
         env.append(_env(BLUEPRINT_APP_ID, blueprint.spec.client_id))
-    if identity is not None and identity.client_id:
-        env.append(_env(AGENT_IDENTITY_APP_ID, identity.client_id))
     return env
+
+
+def identity_app_env(identity: AgentIdentity | None) -> list[Json]:
+    """The app env only the agent identity decides, after the blueprint's."""
+    if identity is not None and identity.client_id:
+        return [_env(AGENT_IDENTITY_APP_ID, identity.client_id)]
+    return []
 
 
 def _workload_identity(blueprint: AgentBlueprint) -> WorkloadIdentityCredential | None:
     credential = blueprint.spec.credential
     return credential.workload_identity if credential else None
+
+
+def status_annotation(
+    blueprint: AgentBlueprint, identity: AgentIdentity | None, mode: Literal["native", "container"]
+) -> str:
+    """The `entra.io/status` value: what was injected, as JSON, for people and tools to read."""
+    status = {
+        "blueprint": blueprint.ref.name,
+        "agentIdentity": identity.ref.name if identity else None,
+        "sidecar": SIDECAR_NAME,
+        "mode": mode,
+        "version": __version__,
+    }
+    return orjson.dumps(status).decode()
