@@ -25,8 +25,8 @@
 #   BIN=$(scripts/go-tools-build.sh scripts/build/helm | tail -n1)
 set -euo pipefail
 
-log() { printf '[go-tools-build] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+TAG=go-tools-build
+. "$(dirname "${BASH_SOURCE[0]}")/build-cache.sh"
 
 (($# > 0)) || die "usage: $0 MODULE_DIR [MODULE_DIR...]"
 command -v go >/dev/null || die "needs the go command (Go 1.26+)"
@@ -59,23 +59,7 @@ BIN_DIR="$CACHE_DIR/bin"
 sums=$(for dir in "${dirs[@]}"; do sha256sum "$dir/go.sum" | cut -d' ' -f1; done | paste -sd' ')
 complete() { [[ -f "$BIN_DIR/.complete" ]] && grep -qxF "go.sum $sums" "$BIN_DIR/.complete"; }
 
-if complete; then
-  log "cached binaries found in $BIN_DIR"
-  printf '%s\n' "$BIN_DIR"
-  exit 0
-fi
-
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/.lock"
-if ! flock -n 9; then
-  log "another build holds $CACHE_DIR/.lock; waiting for it"
-  flock 9
-fi
-if complete; then
-  log "cached binaries found in $BIN_DIR (built by a concurrent run)"
-  printf '%s\n' "$BIN_DIR"
-  exit 0
-fi
+cached_or_locked complete
 
 started=$SECONDS
 log "building $key with $(go version | cut -d' ' -f3) (the first build of Kubernetes takes 15-25 minutes on 2 cores)"

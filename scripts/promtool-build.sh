@@ -9,8 +9,8 @@
 #   PROMTOOL="$(scripts/promtool-build.sh | tail -n1)/promtool"
 set -euo pipefail
 
-log() { printf '[promtool-build] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+TAG=promtool-build
+. "$(dirname "${BASH_SOURCE[0]}")/build-cache.sh"
 
 candidate() { apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}'; }
 version=$(candidate)
@@ -23,12 +23,9 @@ fi
 
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook/promtool-${version//[^A-Za-z0-9.+-]/_}"
 BIN_DIR="$CACHE_DIR/bin"
-if [[ -x "$BIN_DIR/promtool" ]]; then
-  printf '%s\n' "$BIN_DIR"
-  exit 0
-fi
+complete() { [[ -x "$BIN_DIR/promtool" ]]; }
+cached_or_locked complete
 
-mkdir -p "$CACHE_DIR"
 WORK=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 log "downloading prometheus $version to unpack promtool"

@@ -32,8 +32,8 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/entra-webhook"
 CACHE_DIR="$CACHE_ROOT/kubernetes-${K8S_UPSTREAM_VERSION}-go${GO_SERIES}"
 BIN_DIR="$CACHE_DIR/bin"
 
-log() { printf '[control-plane-build] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+TAG=control-plane-build
+. "$(dirname "${BASH_SOURCE[0]}")/../build-cache.sh"
 
 bin_complete() {
   local name
@@ -72,24 +72,7 @@ ensure_host_packages() {
 
 # --- warm path -------------------------------------------------------------
 ensure_host_packages
-if bin_complete; then
-  log "cached binaries found in $BIN_DIR"
-  printf '%s\n' "$BIN_DIR"
-  exit 0
-fi
-
-mkdir -p "$CACHE_DIR"
-# Serialise concurrent runs (e.g. parallel test workers) on the same cache.
-exec 9>"$CACHE_DIR/.lock"
-if ! flock -n 9; then
-  log "another build holds $CACHE_DIR/.lock; waiting for it"
-  flock 9
-fi
-if bin_complete; then
-  log "cached binaries found in $BIN_DIR (built by a concurrent run)"
-  printf '%s\n' "$BIN_DIR"
-  exit 0
-fi
+cached_or_locked bin_complete
 
 log "no complete cache in $BIN_DIR; building (about 3-4 minutes on 2 cores)"
 started=$SECONDS
