@@ -62,7 +62,7 @@ complete() { [[ -f "$BIN_DIR/.complete" ]] && grep -qxF "go.sum $sums" "$BIN_DIR
 cached_or_locked complete
 
 started=$SECONDS
-log "building $key with $(go version | cut -d' ' -f3) (the first build of Kubernetes takes 15-25 minutes on 2 cores)"
+log "building $key with $(go version | cut -d' ' -f3) (a first build downloads its modules: about 6 minutes for Kubernetes on 2 idle cores)"
 for stale in "$CACHE_DIR"/bin.new.*; do [[ -e "$stale" ]] && rm -rf "$stale"; done
 STAGE=$(mktemp -d "$CACHE_DIR/bin.new.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT

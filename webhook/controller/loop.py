@@ -163,6 +163,9 @@ class Controller:
             self._listed.add(kind)
         for raw in items:
             self._changed(kind, raw)
+        if kind == IDENTITY:  # every blueprint's status can be known now, also with no identity using it
+            for namespace, name in self._snapshot(BLUEPRINT):
+                self.queue.add((BLUEPRINT, namespace, name))
 
     def _watch_restarted(self, kind: str, reason: str, error: Exception | None) -> None:
         del error  # the follower logged it
@@ -250,6 +253,11 @@ class Controller:
             return "NoCredential"
         if blueprint.spec.credential.workload_identity is None:
             return "ClientSecret"
+        with self._lock:
+            if IDENTITY not in self._listed:
+                # Its credentials come from the identities that use it: a status written before they are
+                # listed would say "none needed". Listing them queues every blueprint again.
+                return "IdentitiesNotListed"
         if self._issuer is None:
             self._issuer = self.kube.issuer()
         identities = [
