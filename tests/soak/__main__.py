@@ -34,6 +34,7 @@ from tests.e2e.conftest import CRDS, apply, example_config, wait_for_service_acc
 from tests.e2e.controlplane import VERSIONS, ControlPlane, build_binaries, start_control_plane
 from tests.servers import serve
 from webhook.certs import make_ca, make_serving, write_bundle
+from webhook.settings import Settings
 
 NAMESPACE = "soak"
 IDENTITY_IDS = ("f3897825-fd03-45f5-90eb-fdbf26135650", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
@@ -111,15 +112,20 @@ def pod(number: int) -> dict[str, Any]:
     }
 
 
-def check(status: int, body: Any) -> str:
-    """ "" when the Pod was stored with the sidecar and a current identity id; else what went wrong."""
+def check(status: int, body: Any, mode: str) -> str:
+    """ "" when the Pod was stored with the sidecar where `mode` puts it and a current identity id; else what
+    went wrong."""
     if status != 201 or not isinstance(body, dict):
         message = body.get("message", "") if isinstance(body, dict) else str(body)
         return f"{status}: {message[:160]}"
-    names = [container["name"] for container in body["spec"]["containers"]]
-    if names[:1] != ["entra-sidecar"]:
-        return f"stored without the sidecar: {names}"
-    env = {item["name"]: item.get("value") for item in body["spec"]["containers"][1].get("env", [])}
+    spec = body["spec"]
+    init, regular = spec.get("initContainers") or [], spec["containers"]
+    first = (init or [{}])[0] if mode == "native" else regular[0]
+    if first.get("name") != "entra-sidecar" or (mode == "native" and first.get("restartPolicy") != "Always"):
+        layout = [c["name"] for c in init], [c["name"] for c in regular]
+        return f"stored without the {mode} sidecar: (initContainers, containers) {layout}"
+    app = next(c for c in regular if c["name"] == "app")
+    env = {item["name"]: item.get("value") for item in app.get("env", [])}
     if env.get("AGENT_IDENTITY_APP_ID") not in IDENTITY_IDS:
         return f"wrong identity id {env.get('AGENT_IDENTITY_APP_ID')!r}"
     return ""
@@ -127,13 +133,14 @@ def check(status: int, body: Any) -> str:
 
 def creator(plane: ControlPlane, clock: Clock, stop: threading.Event, results: list[Attempt], number: int) -> None:
     api = ApiConnection(plane)
+    mode = Settings().default_mode(plane.version)  # where the webhook's auto mode puts the sidecar on this server
     sent = 0
     while not stop.is_set():
         at = clock.now()
         started = time.perf_counter()
         status, body = api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", pod(number * 1_000_000 + sent))
         seconds = time.perf_counter() - started
-        problem = check(status, body)
+        problem = check(status, body, mode)
         results.append(Attempt(at, seconds, not problem, problem))
         sent += 1
         if status == 0:
