@@ -44,14 +44,6 @@ def items(parent: Mapping[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def pod_annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return mapping(mapping(pod, "metadata"), "annotations")
-
-
-def pod_labels(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return mapping(mapping(pod, "metadata"), "labels")
-
-
 def service_account(pod: Mapping[str, Any]) -> str:
     """The Pod's service account; Kubernetes defaults an empty one to `default`."""
     spec = mapping(pod, "spec")
@@ -119,10 +111,6 @@ class BadAnnotation(ValueError):
 
 _NO_OPTIONS = PodOptions()  # frozen: safe to hand to every Pod that sets none
 _OPTION_KEYS = (AGENT_IDENTITY, BLUEPRINT, INJECT_CONTAINERS, SIDECAR_MODE, SIDECAR_PORT)
-
-
-def read_options(pod: Mapping[str, Any]) -> PodOptions:
-    return options_of(pod_annotations(pod))
 
 
 def options_of(found: Mapping[str, Any]) -> PodOptions:

@@ -28,7 +28,6 @@ from webhook.certs import KeyPair, make_ca, make_serving
 
 log = logging.getLogger(__name__)
 
-SECRET_KEYS = ("ca.crt", "ca.key", "tls.crt", "tls.key")
 PREVIOUS_CA = "ca-previous.crt"
 
 

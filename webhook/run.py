@@ -26,7 +26,6 @@ from webhook.sources.files import FileSource
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger(__name__)
-FILES_INSTEAD = "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
 
 
 def _read_server_version(api: Any | None) -> tuple[int, int] | None:
