@@ -64,10 +64,12 @@ lint: install helm promtool
 control-plane:
 	@for version in $$(echo '$(K8S)' | tr ',' ' '); do scripts/control-plane-build.sh $$version >/dev/null || exit 1; done
 
-# helm built from the pinned Go module in scripts/build/helm (cached under ~/.cache).
+# helm built from the pinned Go modules in scripts/build/helm (Helm 4: lint, manifests/, chart tests) and
+# scripts/build/helm3 (Helm 3: chart tests), cached under ~/.cache.
 HELM = $(shell scripts/go-tools-build.sh scripts/build/helm 2>/dev/null | tail -n1)/helm
 helm:
 	scripts/go-tools-build.sh scripts/build/helm >/dev/null
+	scripts/go-tools-build.sh scripts/build/helm3 >/dev/null
 
 # Re-render manifests/ from the chart (commit the result; `make lint` fails while they differ).
 manifests: install helm

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.render_manifests import CHART, helm_binary
+from scripts.go_tools import go_tools
+from scripts.render_manifests import CHART
 from tests.e2e.conftest import CRDS
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.servers import make_certs
@@ -160,14 +161,24 @@ def assert_stored_as_rendered(release: Release) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def helm(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
-    """The pinned helm, and the stand-in cert-manager and prometheus-operator CRDs while the module runs."""
+def stand_ins(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """The stand-in cert-manager and prometheus-operator CRDs, while the module runs."""
     control_plane.kubectl("apply", "-f", str(STAND_IN_CRDS))
     control_plane.kubectl("wait", "--for=condition=Established", "-f", str(STAND_IN_CRDS), "--timeout=60s")
     try:
-        yield Helm(helm_binary(), control_plane, tmp_path_factory.mktemp("helm"))
+        yield control_plane
     finally:
         control_plane.kubectl("delete", "-f", str(STAND_IN_CRDS), "--ignore-not-found", "--wait=false")
+
+
+# Users run both major lines: Helm 4 (scripts/build/helm, which also renders manifests/) and Helm 3
+# (scripts/build/helm3), each pinned in its Go module.
+HELMS = {"helm-4": "helm", "helm-3": "helm3"}
+
+
+@pytest.fixture(scope="module", params=list(HELMS), ids=list(HELMS))
+def helm(request: pytest.FixtureRequest, stand_ins: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(go_tools(HELMS[request.param]) / "helm", stand_ins, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture
