@@ -221,3 +221,21 @@ def test_the_queue_hands_out_due_keys_once_and_never_twice_at_a_time() -> None:
     assert queue.pending() == 1
     queue.done(key)
     assert queue.get(stopping) == key
+
+
+def test_a_deletion_reads_the_blueprint_policy_and_ids_of_a_valid_identity() -> None:
+    created = identity(sponsors=[{"kind": "User", "id": USER}], deletionPolicy="Delete")
+    assert reconcile.doomed(created) == reconcile.Doomed(created.ref, "sales", False, None, None)
+    adopted = identity(clientId=APP, sponsors=[{"kind": "User", "id": USER}], deletionPolicy="Retain")
+    assert reconcile.doomed(adopted) == reconcile.Doomed(adopted.ref, "sales", True, APP, None)
+    assert reconcile.doomed(identity(clientId=APP)).retain  # not managed: never deleted in Entra
+
+
+def test_a_deletion_of_an_otherwise_invalid_identity_reads_only_the_fields_it_takes() -> None:
+    ref = ObjectRef("AgentIdentity", "agents", "orphan")
+    raw = {**resource("AgentIdentity", "orphan", {"blueprint": "sales"}), "status": {"clientId": APP}}
+    assert reconcile.doomed_while_invalid(ref, raw) == reconcile.Doomed(ref, "sales", False, None, APP)
+    kept = {**raw, "spec": {"blueprint": "sales", "deletionPolicy": "Retain"}}
+    assert reconcile.doomed_while_invalid(ref, kept) == reconcile.Doomed(ref, "sales", True, None, APP)
+    for spec in ({}, {"blueprint": 7}, {"blueprint": "sales", "deletionPolicy": "Sometimes"}):
+        assert reconcile.doomed_while_invalid(ref, {**raw, "spec": spec}) is None

@@ -300,6 +300,21 @@ def test_deleting_deletes_in_entra_with_delete_and_keeps_it_with_retain(cluster:
     assert [found.id for found in graph.of_blueprint(app_id)] == [kept]
 
 
+def test_an_identity_made_invalid_and_then_deleted_is_still_deleted_in_entra(cluster: Cluster, namespace: str) -> None:
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "orphan"))
+    with controller(cluster, namespace):
+        client_id = wait_ready(plane, namespace, "orphan")["status"]["clientId"]
+        groups = [{"kind": "Group", "id": cluster.doubles.group()} for _ in range(6)]  # Graph takes at most 5
+        apply(plane, managed(cluster, namespace, "orphan", sponsors=groups))  # the CRD schema cannot tell
+        wait_reason(plane, namespace, "orphan", "InvalidSpec")
+        plane.kubectl("delete", "agentidentity", "orphan", "-n", namespace, "--wait=false")
+        eventually(lambda: get(plane, namespace, "orphan") is None)
+    assert [found.id for found in graph.of_blueprint(app_id, deleted=True)] == [client_id]  # nothing left behind
+    assert graph.of_blueprint(app_id) == []
+
+
 def killed_while_creating(cluster: Cluster, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
     """Start a controller, let Graph store its create but never answer it, and SIGKILL it while it waits.
 

@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from webhook.controller import reconcile
 from webhook.controller.graph import BlueprintGraph, Graph, GraphError
 from webhook.controller.kube import Kube, SecretUnavailable
-from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE
+from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE, Doomed
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
 from webhook.models import (
@@ -93,9 +93,14 @@ class Provisioner:
         deleting = bool(metadata.get("deletionTimestamp"))
         if isinstance(parsed, InvalidObject):
             if deleting and FINALIZER in finalizers:
-                log.warning("%s deleted while invalid: its Entra identity is left as it is", parsed.ref)
+                doomed = reconcile.doomed_while_invalid(parsed.ref, raw)
+                if doomed is None:
+                    log.warning("%s deleted while invalid: its Entra identity is left as it is", parsed.ref)
+                    outcome = "Released"
+                else:
+                    outcome = self._delete_in_entra(raw, doomed, blueprint_of)
                 self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
-                return "Released"
+                return outcome
             if not deleting and (FINALIZER in finalizers or (raw.get("spec") or {}).get("sponsors")):
                 self._report(raw, False, "InvalidSpec", parsed.message)
                 raise Retry("InvalidSpec")
@@ -106,7 +111,7 @@ class Provisioner:
                 if FINALIZER not in finalizers:
                     return "Unmanaged"
                 # deleted, or no longer managed (its Entra object is left as it is)
-                outcome = self._delete_in_entra(raw, parsed, blueprint_of) if deleting else "Released"
+                outcome = self._delete_in_entra(raw, reconcile.doomed(parsed), blueprint_of) if deleting else "Released"
                 self.kube.set_finalizers(raw, [f for f in finalizers if f != FINALIZER])
                 return outcome
             if FINALIZER not in finalizers:
@@ -124,7 +129,7 @@ class Provisioner:
     # -- provisioning ------------------------------------------------------------------------
 
     def _provision(self, raw: Json, identity: AgentIdentity, blueprint_of: BlueprintOf) -> str:
-        blueprint = self._blueprint(identity, blueprint_of)
+        blueprint = self._blueprint(identity.ref.namespace, identity.spec.blueprint, blueprint_of)
         graph = self._graph(blueprint)
         app_id = str(blueprint.spec.client_id)
         tag = reconcile.marker(self.settings.cluster_name, str(raw["metadata"]["uid"]))
@@ -257,8 +262,8 @@ class Provisioner:
 
     # -- deletion ----------------------------------------------------------------------------
 
-    def _delete_in_entra(self, raw: Json, identity: AgentIdentity, blueprint_of: BlueprintOf) -> str:
-        if not identity.spec.managed or identity.spec.deletion_policy == "Retain":
+    def _delete_in_entra(self, raw: Json, identity: Doomed, blueprint_of: BlueprintOf) -> str:
+        if identity.retain:
             log.info("%s deleted; its Entra identity is retained (%s)", identity.ref, identity.client_id)
             return "Retained"
         intent = reconcile.intent_of(reconcile.status_of(raw))
@@ -266,11 +271,11 @@ class Provisioner:
             log.info("%s deleted before any identity was created for it in Entra", identity.ref)
             return "Deleted"
         try:
-            blueprint = self._blueprint(identity, blueprint_of)
+            blueprint = self._blueprint(identity.ref.namespace, identity.blueprint, blueprint_of)
             graph = self._graph(blueprint)
             tag = reconcile.marker(self.settings.cluster_name, str(raw["metadata"]["uid"]))
             doomed = {identity.client_id} if identity.client_id else set()
-            if not identity.spec.client_id:  # also what a create left behind before its status write
+            if not identity.given_id:  # also what a create left behind before its status write
                 listed = self._call(lambda: list(graph.list_for_blueprint(str(blueprint.spec.client_id))))
                 step = reconcile.create_step(intent, listed, tag, self.now(), self.create_window)
                 if isinstance(step, reconcile.Wait) and not doomed:
@@ -299,13 +304,10 @@ class Provisioner:
 
     # -- the blueprint and its credential ----------------------------------------------------
 
-    def _blueprint(self, identity: AgentIdentity, blueprint_of: BlueprintOf) -> AgentBlueprint:
-        found = blueprint_of(identity.ref.namespace, identity.spec.blueprint)
+    def _blueprint(self, namespace: str, name: str, blueprint_of: BlueprintOf) -> AgentBlueprint:
+        found = blueprint_of(namespace, name)
         if found is None:
-            raise Failure(
-                "BlueprintNotFound",
-                f'namespace "{identity.ref.namespace}" has no AgentBlueprint "{identity.spec.blueprint}": create it',
-            )
+            raise Failure("BlueprintNotFound", f'namespace "{namespace}" has no AgentBlueprint "{name}": create it')
         if not isinstance(found, AgentBlueprint):
             raise Failure("BlueprintInvalid", f"{getattr(found, 'message', found)}")
         spec = found.spec

@@ -336,3 +336,42 @@ def fit_condition(count: int) -> tuple[bool, str, str]:
         f"{count} federated credentials would be needed, but a blueprint holds at most "
         f"{MAX_FEDERATED_CREDENTIALS}: let Pods share service accounts, or split them across blueprints",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Doomed:
+    """What deleting a resource's identity in Entra takes: the blueprint to act as, the policy, the ids."""
+
+    ref: ObjectRef
+    blueprint: str
+    retain: bool
+    given_id: str | None  # spec.clientId: an adopted identity
+    recorded_id: str | None  # status.clientId: one the controller created
+
+    @property
+    def client_id(self) -> str | None:
+        return self.given_id or self.recorded_id
+
+
+def doomed(identity: AgentIdentity) -> Doomed:
+    retain = not identity.spec.managed or identity.spec.deletion_policy == "Retain"
+    return Doomed(identity.ref, identity.spec.blueprint, retain, identity.spec.client_id, identity.status.client_id)
+
+
+def doomed_while_invalid(ref: ObjectRef, raw: Mapping[str, Any]) -> Doomed | None:
+    """The same, read from the few fields a deletion takes, of a resource whose spec is invalid otherwise
+    (e.g. more than 5 group sponsors, which the CRD schema cannot refuse); None when even those are
+    unreadable. It carries our finalizer, so it was managed."""
+    spec = raw.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    blueprint, policy = spec.get("blueprint"), spec.get("deletionPolicy") or "Delete"
+    if not isinstance(blueprint, str) or not blueprint or policy not in ("Delete", "Retain"):
+        return None
+    given, recorded = spec.get("clientId"), status_of(raw).get("clientId")
+    return Doomed(
+        ref,
+        blueprint,
+        policy == "Retain",
+        given if isinstance(given, str) and given else None,
+        recorded if isinstance(recorded, str) and recorded else None,
+    )
