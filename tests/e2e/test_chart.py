@@ -26,6 +26,7 @@ from scripts.go_tools import go_tools
 from scripts.render_manifests import CHART
 from tests.e2e.conftest import CRDS
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
+from tests.e2e.test_injection import eventually
 from tests.servers import make_certs
 
 STAND_IN_CRDS = REPO_ROOT / "tests" / "fixtures" / "stand-in-crds.yaml"
@@ -412,11 +413,10 @@ def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: 
         assert len(absent(control_plane, documents)) == len(documents)
         owned = control_plane.kubectl("get", "secrets", "-n", release.namespace, "-l", "owner=helm", "-o", "name")
         assert owned.stdout == ""  # Helm's release records too
-        labelled = f"app.kubernetes.io/instance={release.name}"
-        leftovers = control_plane.kubectl(
-            "get", "all,clusterroles,clusterrolebindings", "-A", "-l", labelled, "-o", "name"
-        )
-        assert leftovers.stdout == ""
+        labelled = ("all,clusterroles,clusterrolebindings", "-A", "-l", f"app.kubernetes.io/instance={release.name}")
+        # The Deployments' ReplicaSets and Pods go after them, by the garbage collector (Helm 3 deletes
+        # with background propagation), so they may outlive the uninstall by a few seconds.
+        eventually(lambda: control_plane.kubectl("get", *labelled, "-o", "name").stdout == "", timeout=60)
         assert {crd["metadata"]["uid"] for crd in crds_of(control_plane)} == installed  # the very ones Helm made
     finally:  # whatever happened, the later tests find the CRDs
         control_plane.kubectl("apply", "-f", str(CRDS))
