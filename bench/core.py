@@ -23,6 +23,7 @@ import jsonpatch
 import orjson
 
 from bench import large, obvious, stages
+from bench.case import Case
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
 from bench.stats import median, percentile
 from webhook.decision import Inject, decide
@@ -34,14 +35,6 @@ from webhook.sources.files import FileSource
 DECIDE_AIM_NS = 15_000
 REQUEST_AIM_NS = 40_000
 STAGE = "stage:"  # key prefix of the stage cases (bench.stages)
-
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    key: str
-    label: str
-    description: str
-    call: Callable[[], object]
 
 
 @dataclass(slots=True)
@@ -169,7 +162,7 @@ def build_cases() -> tuple[list[Case], Sizes]:
     large_cases, entries, cache_bytes = _large_cases(pod, settings, outcome)
     cases += large_cases
     sizes = dataclasses.replace(sizes, large_cache_entries=entries, large_cache_bytes=cache_bytes)
-    cases += [Case(STAGE + stage.key, stage.label, stage.description, stage.call) for stage in stages.build_stages()]
+    cases += [dataclasses.replace(stage, key=STAGE + stage.key) for stage in stages.build_stages()]
     return cases, sizes
 
 

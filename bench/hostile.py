@@ -32,6 +32,7 @@ from pathlib import Path
 from bench.pod import EXAMPLES, review_body, typical_review
 from bench.servers import Certs, free_port, make_certs, ours_command, serving
 from bench.stats import median, percentile
+from webhook.sources.files import FileSource
 
 MIB = 1024 * 1024
 IDENTITY = """\
@@ -167,9 +168,7 @@ def scene_stall(certs: Certs, workdir: Path, seconds: float) -> list[str]:
 def scene_unknown(certs: Certs, workdir: Path, seconds: float) -> list[str]:
     config = _config_dir(workdir / "config-1000", files=1000, per_file=1)
     port = free_port()
-    command = [*ours_command(certs, port)]
-    command[command.index("--config") + 1] = str(config)
-    with serving("unknown", command, certs, port, workdir) as server:
+    with serving("unknown", ours_command(certs, port, config), certs, port, workdir) as server:
         make = functools.partial(Client, server.url, certs)
         alone = victim(make(), seconds)
         body = unknown_identity_body()
@@ -188,15 +187,11 @@ def scene_unknown(certs: Certs, workdir: Path, seconds: float) -> list[str]:
 
 def scene_reload(certs: Certs, workdir: Path, seconds: float) -> list[str]:
     config = _config_dir(workdir / "config-10000", files=1000, per_file=10)
-    from webhook.sources.files import FileSource
-
     started = time.perf_counter()
     FileSource([config]).load()
     full_load = time.perf_counter() - started
     port = free_port()
-    command = [*ours_command(certs, port)]
-    command[command.index("--config") + 1] = str(config)
-    with serving("reload", command, certs, port, workdir) as server:
+    with serving("reload", ours_command(certs, port, config), certs, port, workdir) as server:
         make = functools.partial(Client, server.url, certs)
         alone = victim(make(), seconds)
         target = config / "ids-00000.yaml"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 import orjson
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 
+from bench.case import Case
 from bench.pod import EXAMPLES, NAMESPACE, review_body
 from webhook import bounds
 from webhook.admission import Admission, Admitted, Observer
@@ -41,14 +41,6 @@ from webhook.shape import shape_problem
 from webhook.sources.files import FileSource
 
 JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    key: str
-    label: str
-    description: str
-    call: Callable[[], object]
 
 
 class LoadedSource:
@@ -120,7 +112,7 @@ def null_stream() -> TextIO:
     return open(os.devnull, "w", buffering=1, encoding="utf-8")
 
 
-def build_stages(log_stream: TextIO | None = None) -> list[Stage]:
+def build_stages(log_stream: TextIO | None = None) -> list[Case]:
     """The stages, after checking that the whole path gives the answer its stages give."""
     stream = log_stream or null_stream()
     index, settings, rendered = FileSource([EXAMPLES]).load(), Settings(), Rendered()
@@ -158,45 +150,43 @@ def build_stages(log_stream: TextIO | None = None) -> list[Stage]:
         return over_limit(present, added, seccomp_synced(spec, present, None, spec["containers"], ours=sidecar))
 
     return [
-        Stage("read", "read body", "server.read_body from an ASGI receive (one message)", read),
-        Stage(
+        Case("read", "read body", "server.read_body from an ASGI receive (one message)", read),
+        Case(
             "bounds",
             "bounds scan",
             "bounds.problem(body): depth and count of arrays/objects",
             _bind(bounds.problem, body),
         ),
-        Stage("parse", "parse", "orjson.loads(body)", _bind(orjson.loads, body)),
-        Stage(
+        Case("parse", "parse", "orjson.loads(body)", _bind(orjson.loads, body)),
+        Case(
             "fields", "review fields", "review.read_review: the fields read, type-checked", _bind(read_review, parsed)
         ),
-        Stage("shape", "shape check", "shape.shape_problem(pod) (inside decide too)", _bind(shape_problem, pod)),
-        Stage(
+        Case("shape", "shape check", "shape.shape_problem(pod) (inside decide too)", _bind(shape_problem, pod)),
+        Case(
             "decide",
             "decide",
             "decide(pod, ...) with the server's render cache",
             lambda: decide(pod, NAMESPACE, index, settings, rendered=rendered),
         ),
-        Stage("budget", "budget", "over_limit + seccomp_synced, version unknown (inside decide too)", budget),
-        Stage(
+        Case("budget", "budget", "over_limit + seccomp_synced, version unknown (inside decide too)", budget),
+        Case(
             "encode",
             "encode",
             "review.answer (base64 of the patch) + orjson.dumps",
             lambda: orjson.dumps(answer(request, outcome)),
         ),
-        Stage("log", "log line", "logs.AdmissionLog: one JSON line, written to /dev/null", _bind(log, admitted)),
-        Stage(
-            "metrics", "metrics", "Metrics.observe: admissions counter + latency histogram", _bind(metrics, admitted)
-        ),
-        Stage(
+        Case("log", "log line", "logs.AdmissionLog: one JSON line, written to /dev/null", _bind(log, admitted)),
+        Case("metrics", "metrics", "Metrics.observe: admissions counter + latency histogram", _bind(metrics, admitted)),
+        Case(
             "events", "Events", "EventRecorder.observe, injected Pod (Events: skips/denials)", _bind(events, admitted)
         ),
-        Stage(
+        Case(
             "response",
             "response",
             "starlette Response(bytes, media_type=json)",
             lambda: Response(encoded, media_type=JSON),
         ),
-        Stage("whole", "whole, no HTTP", "read + parse_review + Admission.review + encode + Response", whole),
+        Case("whole", "whole, no HTTP", "read + parse_review + Admission.review + encode + Response", whole),
     ]
 
 
