@@ -165,10 +165,9 @@ def example_config(namespace: str) -> list[dict[str, Any]]:
 _numbers = itertools.count(1)
 
 
-@contextlib.contextmanager
-def opted_in_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
-    """A fresh namespace labelled `entra.io/inject=enabled`, deleted (without waiting) afterwards."""
-    name = f"{prefix}-{next(_numbers)}"
+def opt_in(plane: ControlPlane, name: str) -> None:
+    """Namespace `name`, labelled `entra.io/inject=enabled`, once Pods can be created in it (its default
+    service account exists)."""
     labelled = {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -176,6 +175,13 @@ def opted_in_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
     }
     apply(plane, labelled)
     wait_for_service_account(plane, name, "default")
+
+
+@contextlib.contextmanager
+def opted_in_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
+    """A fresh opted-in namespace, deleted (without waiting) afterwards."""
+    name = f"{prefix}-{next(_numbers)}"
+    opt_in(plane, name)
     try:
         yield name
     finally:

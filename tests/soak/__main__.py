@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import CRDS, apply, example_config, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import CRDS, apply, example_config, opt_in, webhook_configuration
 from tests.e2e.controlplane import VERSIONS, ControlPlane, build_binaries, start_control_plane
 from tests.servers import serve
 from webhook.certs import make_ca, make_serving, write_bundle
@@ -194,13 +194,7 @@ def _install_crds(plane: ControlPlane) -> None:
 
 
 def _prepare(plane: ControlPlane, webhook_url: str, ca_pem: bytes) -> None:
-    labelled = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"entra.io/inject": "enabled"}},
-    }
-    apply(plane, labelled)
-    wait_for_service_account(plane, NAMESPACE, "default")
+    opt_in(plane, NAMESPACE)
     apply(plane, *example_config(NAMESPACE))
     apply(plane, webhook_configuration("entra-soak", webhook_url, ca_pem, version=plane.version, timeoutSeconds=10))
 
