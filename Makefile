@@ -32,7 +32,7 @@ run: install certs
 	@echo
 	@echo "  curl -sS --cacert certs/ca.crt -H 'Content-Type: application/json' \\"
 	@echo "    --data @examples/admission-review.json https://$(HOST):$(PORT)/mutate \\"
-	@echo "    | $(BIN)/python -m webhook.decode"
+	@echo "    | $(BIN)/python -m scripts.decode"
 	@echo
 	$(BIN)/entra-webhook serve --host $(HOST) --port $(PORT) --metrics-host $(HOST) --config examples \
 		--cert-file certs/tls.crt --key-file certs/tls.key

@@ -15,11 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
-from webhook import bounds
-from webhook.decision import decide
-from webhook.review import answer, parse_review
-from webhook.settings import Settings
-from webhook.sources.files import FileSource
+from webhook.core import bounds
+from webhook.core.decision import decide
+from webhook.core.review import answer, parse_review
+from webhook.core.settings import Settings
+from webhook.injector.sources.files import FileSource
 
 DESCRIPTION = (
     "starlette app on the same uvicorn stack (uvloop, httptools, same TLS files, 1 worker, no access log) "

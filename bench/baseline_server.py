@@ -1,4 +1,4 @@
-"""`python -m bench.baseline_server`: serve the baseline app with the settings `webhook.server` uses.
+"""`python -m bench.baseline_server`: serve the baseline app with the settings `webhook.injector.server` uses.
 
 A runner of our own rather than the uvicorn CLI, so every option (loop, http, TLS, lifespan, logs,
 server header) is spelled the same way as in ours and a difference in figures is not a config one.

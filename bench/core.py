@@ -26,11 +26,11 @@ from bench import large, obvious, stages
 from bench.case import Case
 from bench.pod import EXAMPLES, NAMESPACE, review_body, typical_pod
 from bench.stats import median, percentile
-from webhook.decision import Inject, decide
-from webhook.rendered import Rendered
-from webhook.review import answer, parse_review
-from webhook.settings import Settings
-from webhook.sources.files import FileSource
+from webhook.core.decision import Inject, decide
+from webhook.core.rendered import Rendered
+from webhook.core.review import answer, parse_review
+from webhook.core.settings import Settings
+from webhook.injector.sources.files import FileSource
 
 DECIDE_AIM_NS = 15_000
 REQUEST_AIM_NS = 40_000
@@ -89,7 +89,7 @@ class CoreResult:
 
 
 def _compact(value: Any) -> bytes:
-    """What the server sends: orjson, as in `webhook.server`."""
+    """What the server sends: orjson, as in `webhook.injector.server`."""
     return orjson.dumps(value)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from bench.pod import EXAMPLES, review_body, typical_review
 from bench.servers import Certs, free_port, make_certs, ours_command, serving
 from bench.stats import median, percentile
-from webhook.sources.files import FileSource
+from webhook.injector.sources.files import FileSource
 
 MIB = 1024 * 1024
 IDENTITY = """\

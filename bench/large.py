@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.pod import EXAMPLES
-from webhook.index import ConfigIndex
-from webhook.sources.files import FileSource
+from webhook.core.index import ConfigIndex
+from webhook.injector.sources.files import FileSource
 
 NAMESPACES = 1_000
 IDENTITIES_PER_NAMESPACE = 10

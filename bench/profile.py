@@ -31,8 +31,8 @@ class Profile:
 
 
 def _function(frame: str) -> tuple[str, str]:
-    """`read_body (webhook/server.py:58)` -> (`read_body (webhook/server.py)`, `webhook/server.py`): lines
-    merged, so a function's samples add up wherever in it they fell."""
+    """`read_body (webhook/injector/server.py:58)` -> (`read_body (webhook/injector/server.py)`,
+    `webhook/injector/server.py`): lines merged, so a function's samples add up wherever in it they fell."""
     name, _, location = frame.rpartition(" (")
     path = location.rstrip(")").rpartition(":")[0] or location.rstrip(")")
     return f"{name} ({path})", path

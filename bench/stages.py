@@ -23,22 +23,22 @@ from starlette.responses import Response
 
 from bench.case import Case
 from bench.pod import EXAMPLES, NAMESPACE, review_body
-from webhook import bounds
-from webhook.admission import Admission, Admitted, Observer
-from webhook.budget import copied, over_limit, seccomp_synced
-from webhook.decision import Inject, decide
-from webhook.events import EventRecorder
-from webhook.index import ConfigIndex
-from webhook.logs import AdmissionLog
-from webhook.metrics import Metrics
-from webhook.models import ConfigObject, ObjectRef
-from webhook.pod import DEFAULT_CONTAINER, STATUS
-from webhook.rendered import Rendered
-from webhook.review import answer, parse_review, read_review
-from webhook.server import read_body
-from webhook.settings import Settings
-from webhook.shape import shape_problem
-from webhook.sources.files import FileSource
+from webhook.common.models import ConfigObject, ObjectRef
+from webhook.core import bounds
+from webhook.core.budget import copied, over_limit, seccomp_synced
+from webhook.core.decision import Inject, decide
+from webhook.core.index import ConfigIndex
+from webhook.core.pod import DEFAULT_CONTAINER, STATUS
+from webhook.core.rendered import Rendered
+from webhook.core.review import answer, parse_review, read_review
+from webhook.core.settings import Settings
+from webhook.core.shape import shape_problem
+from webhook.injector.admission import Admission, Admitted, Observer
+from webhook.injector.admission_log import AdmissionLog
+from webhook.injector.events import EventRecorder
+from webhook.injector.metrics import Metrics
+from webhook.injector.server import read_body
+from webhook.injector.sources.files import FileSource
 
 JSON = "application/json"
 
@@ -175,7 +175,7 @@ def build_stages(log_stream: TextIO | None = None) -> list[Case]:
             "review.answer (base64 of the patch) + orjson.dumps",
             lambda: orjson.dumps(answer(request, outcome)),
         ),
-        Case("log", "log line", "logs.AdmissionLog: one JSON line, written to /dev/null", _bind(log, admitted)),
+        Case("log", "log line", "AdmissionLog: one JSON line, written to /dev/null", _bind(log, admitted)),
         Case("metrics", "metrics", "Metrics.observe: admissions counter + latency histogram", _bind(metrics, admitted)),
         Case(
             "events", "Events", "EventRecorder.observe, injected Pod (Events: skips/denials)", _bind(events, admitted)

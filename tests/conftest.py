@@ -16,9 +16,9 @@ from tests.doubles.graph import GraphDouble
 from tests.doubles.https import serve_https
 from tests.fuzz import COUNTS, PROFILE
 from tests.servers import make_certs
-from webhook.index import ConfigIndex
-from webhook.settings import Settings
-from webhook.sources.files import FileSource
+from webhook.core.index import ConfigIndex
+from webhook.core.settings import Settings
+from webhook.injector.sources.files import FileSource
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"

@@ -18,7 +18,7 @@ import httpx
 from cryptography import x509
 
 from tests.processes import DIE_WITH_PARENT
-from webhook.certs import make_ca, make_serving, write_bundle
+from webhook.injector.certs import make_ca, make_serving, write_bundle
 
 
 def free_port() -> int:

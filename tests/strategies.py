@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from webhook.budget import ANNOTATIONS_LIMIT
+from webhook.core.budget import ANNOTATIONS_LIMIT
 
 Json = dict[str, Any]
 

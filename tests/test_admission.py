@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import Admission, Admitted
-from webhook.index import ConfigIndex
-from webhook.logs import AdmissionLog
-from webhook.models import ConfigObject, ObjectRef
-from webhook.review import Request
-from webhook.settings import Settings
+from webhook.common.models import ConfigObject, ObjectRef
+from webhook.core.index import ConfigIndex
+from webhook.core.review import Request
+from webhook.core.settings import Settings
+from webhook.injector.admission import Admission, Admitted
+from webhook.injector.admission_log import AdmissionLog
 
 
 class BrokenSource:

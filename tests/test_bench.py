@@ -8,8 +8,8 @@ import pytest
 
 from bench import apiserver, large, profile, stages
 from bench.pod import EXAMPLES
-from webhook.decision import Inject, decide
-from webhook.settings import Settings
+from webhook.core.decision import Inject, decide
+from webhook.core.settings import Settings
 
 
 def test_every_stage_runs_and_the_whole_path_answers_what_its_stages_answer() -> None:
@@ -55,18 +55,18 @@ def test_py_spy_raw_stacks_add_up_by_function_and_by_file() -> None:
     main = 'process 1:"entra-webhook serve";main (webhook/cli.py:10)'
     raw = "\n".join(
         [
-            f"{main};mutate (webhook/server.py:70);decide (webhook/decision.py:90) 3",
-            f"{main};mutate (webhook/server.py:71);decide (webhook/decision.py:95) 1",
+            f"{main};mutate (webhook/injector/server.py:70);decide (webhook/core/decision.py:90) 3",
+            f"{main};mutate (webhook/injector/server.py:71);decide (webhook/core/decision.py:95) 1",
             f"{main};send (uvicorn/protocols/http/httptools_impl.py:524) 4",
         ]
     )
     sampled = profile.parse(raw)
     assert sampled.samples == 8
-    assert sampled.self_time["decide (webhook/decision.py)"] == 4
+    assert sampled.self_time["decide (webhook/core/decision.py)"] == 4
     assert sampled.by_file["uvicorn/protocols/http/httptools_impl.py"] == 4
-    assert sampled.inclusive["mutate (webhook/server.py)"] == 4
+    assert sampled.inclusive["mutate (webhook/injector/server.py)"] == 4
     assert sampled.inclusive["main (webhook/cli.py)"] == 8
-    assert any("decide (webhook/decision.py)" in line for line in profile.lines(sampled))
+    assert any("decide (webhook/core/decision.py)" in line for line in profile.lines(sampled))
 
 
 def test_the_api_server_figures_are_differences_of_percentiles_of_the_same_run() -> None:

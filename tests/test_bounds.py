@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from webhook.bounds import MAX_CONTAINERS, MAX_DEPTH, nests_deeper_than, problem, skeleton
+from webhook.core.bounds import MAX_CONTAINERS, MAX_DEPTH, nests_deeper_than, problem, skeleton
 
 
 def nested(depth: int) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 import webhook
-from webhook.settings import Settings
+from webhook.core.settings import Settings
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "entra-webhook"
 

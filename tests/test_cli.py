@@ -14,8 +14,8 @@ from cryptography import x509
 
 from tests.conftest import FIXTURES
 from webhook.cli import main
-from webhook.pod import SIDECAR_NAME
-from webhook.workloads import find_templates
+from webhook.core.pod import SIDECAR_NAME
+from webhook.core.workloads import find_templates
 
 WORKLOADS = FIXTURES / "workloads"
 CONFIG = str(FIXTURES / "config.yaml")

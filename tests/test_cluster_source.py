@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.sources.cluster import parse_version
+from webhook.injector.sources.cluster import parse_version
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from webhook.common.errors import UsageError
 from webhook.controller import reconcile
 from webhook.controller.health import HealthServer
 from webhook.controller.leader import Elector
@@ -17,7 +18,6 @@ from webhook.controller.loop import Controller
 from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.run import Probes, serve_probes
 from webhook.controller.settings import ControllerSettings
-from webhook.errors import UsageError
 
 
 class Checks:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from webhook.cli import main
+from webhook.common.settings import SettingsError
 from webhook.controller.run import controller_account
 from webhook.controller.settings import load_controller_settings
-from webhook.settings import SettingsError
 
 
 def test_flags_win_over_env_and_env_over_defaults() -> None:

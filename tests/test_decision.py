@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import resource
-from webhook.decision import Deny, Inject, Skip, decide
-from webhook.index import ConfigIndex
-from webhook.models import ObjectRef, parse_object
-from webhook.settings import Settings
+from webhook.common.models import ObjectRef, parse_object
+from webhook.core.decision import Deny, Inject, Skip, decide
+from webhook.core.index import ConfigIndex
+from webhook.core.settings import Settings
 
 
 def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from webhook.encoded import add, appended, array, decode, opened, start, value
+from webhook.core.encoded import add, appended, array, decode, opened, start, value
 
 
 def test_an_add_op_from_parts_is_the_op_encoded_whole() -> None:

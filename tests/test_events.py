@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from webhook.admission import Admitted
-from webhook.decision import Deny, Inject, Outcome, Skip
-from webhook.events import EventRecorder
-from webhook.review import Request
+from webhook.core.decision import Deny, Inject, Outcome, Skip
+from webhook.core.review import Request
+from webhook.injector.admission import Admitted
+from webhook.injector.events import EventRecorder
 
 OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9c", "uid": "rs-1", "controller": True}
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES
-from webhook.admission import Admission
-from webhook.models import BLUEPRINT, IDENTITY, ConfigObject, ObjectRef
-from webhook.review import parse_review
-from webhook.settings import Settings
-from webhook.sources.files import FileSource, Fingerprint, SourceError
+from webhook.common.models import BLUEPRINT, IDENTITY, ConfigObject, ObjectRef
+from webhook.core.review import parse_review
+from webhook.core.settings import Settings
+from webhook.injector.admission import Admission
+from webhook.injector.sources.files import FileSource, Fingerprint, SourceError
 
 USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
 APP_ID = "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"

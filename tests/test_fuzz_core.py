@@ -18,9 +18,9 @@ from tests.conftest import FIXTURES
 from tests.fuzz import budget, count
 from tests.podchecks import assert_only_added, overwritten
 from tests.strategies import NAMESPACES, VERSIONS, hostile_pods, json_values, pods, yaml_values
-from webhook.decision import Deny, Inject, Outcome, Skip, decide
-from webhook.settings import Settings
-from webhook.sources.files import FileSource
+from webhook.core.decision import Deny, Inject, Outcome, Skip, decide
+from webhook.core.settings import Settings
+from webhook.injector.sources.files import FileSource
 
 MESSAGE_LIMIT = 2048
 CONFIG = FileSource([FIXTURES / "config.yaml"]).load()  # not a fixture: hypothesis would print it with each example

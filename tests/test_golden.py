@@ -17,10 +17,10 @@ import yaml
 
 from tests.conftest import TESTS, load_yaml
 from tests.podchecks import assert_only_added
-from webhook.decision import Inject, Skip, decide
-from webhook.index import ConfigIndex
-from webhook.rendered import Rendered
-from webhook.settings import Settings
+from webhook.core.decision import Inject, Skip, decide
+from webhook.core.index import ConfigIndex
+from webhook.core.rendered import Rendered
+from webhook.core.settings import Settings
 
 CASES = sorted(path.stem for path in (TESTS / "cases").glob("*.yaml"))
 GOLDEN = TESTS / "golden"

@@ -13,10 +13,10 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from webhook.budget import ANNOTATIONS_LIMIT
-from webhook.decision import Deny, Inject, Skip, decide
-from webhook.index import ConfigIndex
-from webhook.settings import Settings
+from webhook.core.budget import ANNOTATIONS_LIMIT
+from webhook.core.decision import Deny, Inject, Skip, decide
+from webhook.core.index import ConfigIndex
+from webhook.core.settings import Settings
 
 WHO = 'pod "web-7d9c" in namespace "agents"'
 IDENTITY = {"entra.io/agent-identity": "sales-agent"}

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import resource
 from tests.fuzz import budget, count
-from webhook.index import ConfigIndex
-from webhook.models import IDENTITY, AgentIdentity, ObjectRef, parse_object
+from webhook.common.models import IDENTITY, AgentIdentity, ObjectRef, parse_object
+from webhook.core.index import ConfigIndex
 
 
 def identity(name: str, namespace: str = "agents", accounts: tuple[str, ...] = ()) -> AgentIdentity:

@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonpatch
 
-from webhook.encoded import escape
+from webhook.core.encoded import escape
 
 
 def test_tilde_is_escaped_before_slash() -> None:

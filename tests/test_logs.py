@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from webhook.logs import timestamp
+from webhook.common.logs import timestamp
 
 
 def test_the_timestamp_is_what_isoformat_writes_to_the_millisecond() -> None:

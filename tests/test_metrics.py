@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from webhook.metrics import LATENCY_BUCKETS, LatencyHistogram
+from webhook.injector.metrics import LATENCY_BUCKETS, LatencyHistogram
 
 
 def exposition(registry: CollectorRegistry) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import resource
-from webhook.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
+from webhook.common.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
 
 GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
 

@@ -1,6 +1,6 @@
 """The alerting rules and the Grafana dashboard: valid for promtool, and only about metrics we export.
 
-Two processes export metrics, each from a registry of its own: the webhook (webhook/metrics.py) and the
+Two processes export metrics, each from a registry of its own: the webhook (webhook/injector/metrics.py) and the
 provisioning controller (webhook/controller/metrics.py). Their names are read from those registries here,
 so a rename or a removal shows up as a dashboard or alert query that names nothing exported.
 """
@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from tests.promql import grafana_variable_metrics, metric_names
 from webhook.controller.metrics import ControllerMetrics
-from webhook.index import ConfigIndex
-from webhook.metrics import Metrics
+from webhook.core.index import ConfigIndex
+from webhook.injector.metrics import Metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALERTS = REPO_ROOT / "manifests" / "monitoring" / "alerts.yaml"
@@ -129,7 +129,7 @@ def test_every_dashboard_query_names_only_metrics_the_webhook_or_the_controller_
         assert named, f"{where}: names no metric: {query}"
         # One process's metrics per query: the two are scraped as different jobs.
         assert any(named <= series for series in exported.values()), (
-            f"{where}: {sorted(named)} are not all exported by webhook/metrics.py, nor all by "
+            f"{where}: {sorted(named)} are not all exported by webhook/injector/metrics.py, nor all by "
             "webhook/controller/metrics.py"
         )
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["webhook.decision", "webhook.review", "webhook.workloads", "webhook.documents", "webhook.bounds"]
+CORE = [
+    "webhook.core.decision",
+    "webhook.core.review",
+    "webhook.core.workloads",
+    "webhook.core.documents",
+    "webhook.core.bounds",
+]
 SHELL_ONLY = {"starlette", "uvicorn", "kubernetes", "httpx", "prometheus_client"}
 
 

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 from tests.conftest import resource
+from webhook.common.models import AgentBlueprint, AgentIdentity, ObjectRef, parse_object
 from webhook.controller import reconcile
 from webhook.controller.loop import WorkQueue
-from webhook.models import AgentBlueprint, AgentIdentity, ObjectRef, parse_object
 
 USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
 GROUP = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 
 from tests.conftest import resource
-from webhook.decision import Inject, decide
-from webhook.index import ConfigIndex
-from webhook.models import AgentBlueprint, AgentIdentity, parse_object
-from webhook.rendered import Rendered
-from webhook.settings import Settings
+from webhook.common.models import AgentBlueprint, AgentIdentity, parse_object
+from webhook.core.decision import Inject, decide
+from webhook.core.index import ConfigIndex
+from webhook.core.rendered import Rendered
+from webhook.core.settings import Settings
 
 SALES = {
     "tenantId": "7a1c2f0e-4b5d-4c3e-9f00-123456789abc",

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from webhook.decision import Deny, Inject, Skip
-from webhook.review import BadReview, answer, parse_review
+from webhook.core.decision import Deny, Inject, Skip
+from webhook.core.review import BadReview, answer, parse_review
 
 
 def review(**request: Any) -> bytes:

@@ -20,8 +20,8 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.servers import Served, make_certs, serve
-from webhook.certs import make_ca, make_serving, write_bundle
-from webhook.review import MAX_BODY_BYTES
+from webhook.core.review import MAX_BODY_BYTES
+from webhook.injector.certs import make_ca, make_serving, write_bundle
 
 POD = {
     "apiVersion": "v1",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.settings import DEFAULT_IMAGE, Settings, SettingsError, load_settings, parse_server_version
+from webhook.common.settings import SettingsError
+from webhook.core.settings import DEFAULT_IMAGE, Settings, load_settings, parse_server_version
 
 
 def test_defaults_pin_the_sidecar_image_and_port() -> None:

@@ -13,15 +13,16 @@ from typing import Any
 import jsonpatch
 
 from webhook import __version__
-from webhook.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
-from webhook.decision import Deny, Inject, decide
-from webhook.documents import DocumentError, dump_documents, load_documents
-from webhook.errors import UsageError
-from webhook.index import ConfigIndex
-from webhook.models import ObjectRef
-from webhook.settings import Settings, SettingsError, env_name, flag_name, load_settings, parse_server_version
-from webhook.sources.files import FileSource, SourceError, config_objects
-from webhook.workloads import find_templates
+from webhook.common.errors import UsageError
+from webhook.common.models import ObjectRef
+from webhook.common.settings import SettingsError, env_name, flag_name
+from webhook.core.decision import Deny, Inject, decide
+from webhook.core.documents import DocumentError, dump_documents, load_documents
+from webhook.core.index import ConfigIndex
+from webhook.core.settings import ENV_PREFIX, Settings, load_settings, parse_server_version
+from webhook.core.workloads import find_templates
+from webhook.injector.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
+from webhook.injector.sources.files import FileSource, SourceError, config_objects
 
 
 def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -33,19 +34,20 @@ def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -
             flag_name(name),
             dest=name,
             metavar=name.rsplit("_", 1)[-1].upper(),
-            help=f"env {env_name(name)}; default {field.default}",
+            help=f"env {env_name(name, ENV_PREFIX)}; default {field.default}",
         )
 
 
 def _controller_flags(parser: argparse.ArgumentParser) -> None:
-    from webhook.controller.settings import ENV_PREFIX, ControllerSettings
+    from webhook.controller.settings import ENV_PREFIX as CONTROLLER_PREFIX
+    from webhook.controller.settings import ControllerSettings
 
     for name, field in ControllerSettings.model_fields.items():
         parser.add_argument(
             flag_name(name),
             dest=name,
             metavar=name.rsplit("_", 1)[-1].upper(),
-            help=f"env {env_name(name, ENV_PREFIX)}; default {field.default}",
+            help=f"env {env_name(name, CONTROLLER_PREFIX)}; default {field.default}",
         )
 
 
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "inject":
             return run_inject(args)
         if args.command == "serve":
-            from webhook.run import run_serve
+            from webhook.injector.run import run_serve
 
             return run_serve(args)
         if args.command == "controller":

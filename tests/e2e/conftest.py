@@ -27,7 +27,7 @@ from tests.e2e.controlplane import (
     start_control_plane,
 )
 from tests.servers import Served, make_certs, serve
-from webhook.certs import ca_bundle
+from webhook.injector.certs import ca_bundle
 
 CRDS = REPO_ROOT / "manifests" / "base" / "crds"
 EXAMPLES = REPO_ROOT / "examples"

@@ -34,9 +34,9 @@ from tests.e2e.test_injection import container, env_of, eventually, injected, la
 from tests.e2e.test_operations import MANIFESTS, build
 from tests.processes import DIE_WITH_PARENT
 from tests.servers import Served, free_port
+from webhook.common.kubeapi import api_client
 from webhook.controller.kube import Kube
 from webhook.controller.settings import ControllerSettings
-from webhook.kubeapi import api_client
 
 SYSTEM = "entra-system"
 ACCOUNT = "entra-webhook-controller"

@@ -22,8 +22,8 @@ from tests.e2e.controlplane import ControlPlane
 from tests.fuzz import budget, count
 from tests.strategies import valid_pods
 from tests.test_fuzz_core import CONFIG
-from webhook.decision import Deny, Inject, decide
-from webhook.settings import Settings
+from webhook.core.decision import Deny, Inject, decide
+from webhook.core.settings import Settings
 
 NAMESPACE = "fuzz-dry-run"
 

@@ -20,7 +20,7 @@ from tests.e2e.conftest import apply, create, create_refused, example_config, la
 from tests.e2e.controlplane import ControlPlane
 from tests.e2e.test_injection import SIDECAR, containers, injected, layout, named
 from tests.servers import Served, make_certs, serve
-from webhook.budget import ANNOTATIONS_LIMIT
+from webhook.core.budget import ANNOTATIONS_LIMIT
 
 DRY_RUN = "?dryRun=All"
 

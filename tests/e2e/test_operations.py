@@ -29,8 +29,8 @@ from tests.e2e.conftest import (
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.e2e.test_injection import eventually, has_sidecar, named, pod
 from tests.servers import Served, free_port, make_certs, serve
-from webhook.certs import make_ca, make_serving, write_bundle
-from webhook.rotation import PREVIOUS_CA, CertificateRotator, CertificateStore, Lifetimes
+from webhook.injector.certs import make_ca, make_serving, write_bundle
+from webhook.injector.rotation import PREVIOUS_CA, CertificateRotator, CertificateStore, Lifetimes
 
 MANIFESTS = REPO_ROOT / "manifests"
 

@@ -33,8 +33,8 @@ from typing import Any
 from tests.e2e.conftest import CRDS, apply, example_config, opt_in, webhook_configuration
 from tests.e2e.controlplane import VERSIONS, ControlPlane, build_binaries, start_control_plane
 from tests.servers import serve
-from webhook.certs import make_ca, make_serving, write_bundle
-from webhook.settings import Settings
+from webhook.core.settings import Settings
+from webhook.injector.certs import make_ca, make_serving, write_bundle
 
 NAMESPACE = "soak"
 IDENTITY_IDS = ("f3897825-fd03-45f5-90eb-fdbf26135650", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")

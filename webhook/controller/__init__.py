@@ -1,5 +1,5 @@
 """The provisioning controller: creates managed `AgentIdentity` objects in Entra, as their blueprint.
 
 A second process (`entra-webhook controller`) beside the injector. It shares the pure core
-(`webhook.models`); the injector never imports this package.
+(`webhook.common.models`); the injector never imports this package.
 """

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.models import GROUP, IDENTITY, PLURALS, VERSION, ObjectRef
+from webhook.common.models import GROUP, IDENTITY, PLURALS, VERSION, ObjectRef
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.controller import reconcile
-from webhook.controller.kube import Kube
-from webhook.controller.provision import Provisioner, Retry
-from webhook.controller.settings import ControllerSettings
-from webhook.models import (
+from webhook.common.models import (
     BLUEPRINT,
     GROUP,
     IDENTITY,
@@ -34,7 +30,11 @@ from webhook.models import (
     ConfigObject,
     parse_object,
 )
-from webhook.watch import Follower
+from webhook.common.watch import Follower
+from webhook.controller import reconcile
+from webhook.controller.kube import Kube
+from webhook.controller.provision import Provisioner, Retry
+from webhook.controller.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The controller's Prometheus metrics: reconciles, Graph calls, tokens, leadership, identities, watches.
 
-A registry of our own, as in the webhook (`webhook/metrics.py`); the other modules report through
+A registry of our own, as in the webhook (`webhook/injector/metrics.py`); the other modules report through
 plain callbacks, so none of them imports prometheus_client.
 """
 

@@ -23,13 +23,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from webhook.controller import reconcile
-from webhook.controller.graph import BlueprintGraph, Graph, GraphError
-from webhook.controller.kube import Kube, SecretUnavailable
-from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE, Doomed
-from webhook.controller.settings import ControllerSettings
-from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
-from webhook.models import (
+from webhook.common.models import (
     IDENTITY,
     READY,
     AgentBlueprint,
@@ -39,6 +33,12 @@ from webhook.models import (
     ObjectRef,
     parse_object,
 )
+from webhook.controller import reconcile
+from webhook.controller.graph import BlueprintGraph, Graph, GraphError
+from webhook.controller.kube import Kube, SecretUnavailable
+from webhook.controller.reconcile import FINALIZER, PENDING, SYNCED, UNUSABLE, Doomed
+from webhook.controller.settings import ControllerSettings
+from webhook.controller.tokens import BlueprintLogin, TokenError, Tokens
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.models import (
+from webhook.common.models import (
     DEFAULT_AUDIENCE,
     READY,
     AgentBlueprint,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from webhook import logs
+from webhook.common import logs
+from webhook.common.errors import UsageError
+from webhook.common.kubeapi import api_client
 from webhook.controller.graph import Graph, Retrying
 from webhook.controller.health import HealthServer
 from webhook.controller.kube import Kube
@@ -26,8 +28,6 @@ from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.provision import Provisioner
 from webhook.controller.settings import ControllerSettings, load_controller_settings
 from webhook.controller.tokens import Tokens
-from webhook.errors import UsageError
-from webhook.kubeapi import api_client
 
 log = logging.getLogger(__name__)
 DEFAULT_ACCOUNT = ("entra-system", "entra-webhook-controller")

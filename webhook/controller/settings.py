@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from webhook.settings import load_model
+from webhook.common.settings import load_model
 
 ENV_PREFIX = "ENTRA_CONTROLLER_"
 DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"

@@ -20,7 +20,7 @@ from typing import Any
 import msal
 import requests
 
-from webhook.models import DEFAULT_INSTANCE
+from webhook.common.models import DEFAULT_INSTANCE
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 _AADSTS = re.compile(r"AADSTS\d+")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+
+from webhook.common.settings import SettingsError, load_model
 
 DEFAULT_IMAGE = "mcr.microsoft.com/entra-sdk/auth-sidecar:1.1.2-azurelinux3.0-distroless"
 ENV_PREFIX = "ENTRA_WEBHOOK_"
@@ -78,13 +80,6 @@ class Settings(BaseModel):
         return "container"
 
 
-class SettingsError(ValueError):
-    pass
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
 _VERSION = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})(\.[0-9]+)?([-+].*)?", re.ASCII)
 
 
@@ -96,31 +91,5 @@ def parse_server_version(text: str) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def flag_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
-def env_name(field: str, prefix: str = ENV_PREFIX) -> str:
-    return prefix + field.upper()
-
-
 def load_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     return load_model(Settings, flags, environ, ENV_PREFIX)
-
-
-def load_model(model: type[_M], flags: Mapping[str, Any], environ: Mapping[str, str], prefix: str) -> _M:
-    """Flags win over env vars, env vars over defaults; errors name both spellings of the setting."""
-    values: dict[str, Any] = {}
-    for field in model.model_fields:
-        if flags.get(field) is not None:
-            values[field] = flags[field]
-        elif env_name(field, prefix) in environ:
-            values[field] = environ[env_name(field, prefix)]
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            field = str(item["loc"][0]) if item["loc"] else ""
-            problems.append(f"{flag_name(field)} ({env_name(field, prefix)}): {item['msg']}")
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

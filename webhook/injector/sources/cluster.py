@@ -18,9 +18,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.index import ConfigIndex
-from webhook.models import GROUP, KINDS, PLURALS, VERSION, ConfigObject, NotConfig, ObjectRef, parse_object
-from webhook.watch import Follower
+from webhook.common.models import GROUP, KINDS, PLURALS, VERSION, ConfigObject, NotConfig, ObjectRef, parse_object
+from webhook.common.watch import Follower
+from webhook.core.index import ConfigIndex
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.text import clip, json_type
+from webhook.common.text import clip, json_type
 
 
 def _must(path: str, expected: str, value: Any) -> str:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webhook.index import ConfigView
-from webhook.models import BLUEPRINT, IDENTITY, AgentBlueprint, AgentIdentity, ConfigObject, InvalidObject, ObjectRef
-from webhook.pod import AGENT_IDENTITY, PodOptions
-from webhook.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
-from webhook.text import NAME_LIMIT, clip, listing
+from webhook.common.models import (
+    BLUEPRINT,
+    IDENTITY,
+    AgentBlueprint,
+    AgentIdentity,
+    ConfigObject,
+    InvalidObject,
+    ObjectRef,
+)
+from webhook.common.text import NAME_LIMIT, clip, listing
+from webhook.core.index import ConfigView
+from webhook.core.pod import AGENT_IDENTITY, PodOptions
+from webhook.core.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import KeyPair, make_ca, make_serving
+from webhook.injector.certs import KeyPair, make_ca, make_serving
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from webhook.errors import UsageError
+from webhook.common.errors import UsageError
 
 
 def api_client(kubeconfig: Path | None, fallback: str) -> Any | None:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook.documents import DocumentError, load_documents
-from webhook.index import ConfigIndex
-from webhook.models import BLUEPRINT, IDENTITY, ConfigObject, NotConfig, ObjectRef, is_config, parse_object
+from webhook.common.models import BLUEPRINT, IDENTITY, ConfigObject, NotConfig, ObjectRef, is_config, parse_object
+from webhook.core.documents import DocumentError, load_documents
+from webhook.core.index import ConfigIndex
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml", ".json")

@@ -15,10 +15,10 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from webhook.admission import Admitted
-from webhook.certs import expires_in
-from webhook.index import ConfigIndex
-from webhook.models import KINDS
+from webhook.common.models import KINDS
+from webhook.core.index import ConfigIndex
+from webhook.injector.admission import Admitted
+from webhook.injector.certs import expires_in
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5)
 

@@ -12,18 +12,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webhook import logs
-from webhook.admission import Admission, Observer
-from webhook.certs import service_names
-from webhook.errors import UsageError
-from webhook.inject import native_fallback
-from webhook.kubeapi import api_client
-from webhook.metrics import Metrics
-from webhook.server import Lifecycle, serve
-from webhook.settings import Settings, load_settings
-from webhook.sources import ConfigSource
-from webhook.sources.files import FileSource
-from webhook.tls import ReloadingTLS
+from webhook.common import logs
+from webhook.common.errors import UsageError
+from webhook.common.kubeapi import api_client
+from webhook.core.inject import native_fallback
+from webhook.core.settings import Settings, load_settings
+from webhook.injector.admission import Admission, Observer
+from webhook.injector.admission_log import AdmissionLog
+from webhook.injector.certs import service_names
+from webhook.injector.metrics import Metrics
+from webhook.injector.server import Lifecycle, serve
+from webhook.injector.sources import ConfigSource
+from webhook.injector.sources.files import FileSource
+from webhook.injector.tls import ReloadingTLS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _read_server_version(api: Any | None) -> tuple[int, int] | None:
     """From the cluster API when there is one (with --config too); None when unknown."""
     if api is None:
         return None
-    from webhook.sources.cluster import server_version
+    from webhook.injector.sources.cluster import server_version
 
     try:
         return server_version(api)
@@ -53,7 +54,7 @@ def run_serve(args: argparse.Namespace) -> int:
     source: ConfigSource
     metrics = Metrics(lambda: source.index)
     if api is not None and not args.config:
-        from webhook.sources.cluster import ClusterSource
+        from webhook.injector.sources.cluster import ClusterSource
 
         source = ClusterSource(api, on_watch_restart=metrics.watch_restarted)
     else:
@@ -61,11 +62,11 @@ def run_serve(args: argparse.Namespace) -> int:
     version = args.server_version or _read_server_version(api)
 
     shutdown: list[Callable[[], None]] = []
-    admission_log = logs.AdmissionLog()
+    admission_log = AdmissionLog()
     observers: list[Observer] = [admission_log, metrics.observe]
     shutdown.append(admission_log.flush)  # what the last loop iteration left
     if api is not None and not args.no_events:
-        from webhook.events import EventRecorder
+        from webhook.injector.events import EventRecorder
 
         recorder = EventRecorder.for_cluster(api, on_result=metrics.event_result)
         recorder.start()
@@ -112,7 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _start_rotation(api: Any, args: argparse.Namespace, settings: Settings) -> None:
     """First sync before serving (TLS needs the files), then a background loop."""
-    from webhook.rotation import CertificateRotator, CertificateStore, Lifetimes
+    from webhook.injector.rotation import CertificateRotator, CertificateStore, Lifetimes
 
     store = CertificateStore(api, settings.own_namespace, args.tls_secret, args.webhook_configuration)
     rotator = CertificateRotator(

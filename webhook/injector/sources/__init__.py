@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from webhook.index import ConfigIndex
-from webhook.models import ConfigObject, ObjectRef
+from webhook.common.models import ConfigObject, ObjectRef
+from webhook.core.index import ConfigIndex
 
 
 class ConfigSource(Protocol):

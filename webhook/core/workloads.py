@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.text import NAME_LIMIT, clip
+from webhook.common.text import NAME_LIMIT, clip
 
 # kind -> (API groups that serve it, path from the object to its Pod template)
 TEMPLATES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.admission import Admitted
-from webhook.decision import Deny, Skip
-from webhook.pod import mapping, owner
+from webhook.core.decision import Deny, Skip
+from webhook.core.pod import mapping, owner
+from webhook.injector.admission import Admitted
 
 log = logging.getLogger(__name__)
 

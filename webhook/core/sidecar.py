@@ -13,9 +13,9 @@ from typing import Any, Literal
 import orjson
 
 from webhook import __version__
-from webhook.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity, WorkloadIdentityCredential
-from webhook.pod import SIDECAR_NAME
-from webhook.settings import Settings
+from webhook.common.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity, WorkloadIdentityCredential
+from webhook.core.pod import SIDECAR_NAME
+from webhook.core.settings import Settings
 
 Json = dict[str, Any]
 

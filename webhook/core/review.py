@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from webhook import bounds
-from webhook.decision import Deny, Inject, Outcome, Skip
-from webhook.text import clip, json_type, quoted
+from webhook.common.text import clip, json_type, quoted
+from webhook.core import bounds
+from webhook.core.decision import Deny, Inject, Outcome, Skip
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_BODY_BYTES = 3 * 1024 * 1024

@@ -3,8 +3,8 @@
 Ops run in order: annotations, volumes, the sidecar, then app env. App env ops use the indices
 after the sidecar went in, so a reader of the patch sees the final positions.
 
-Ops are encoded as they are made (`webhook.encoded`): those no Pod changes (the sidecar, its volumes,
-the app env, the status annotation) come whole from the render cache (`webhook.rendered`); only the
+Ops are encoded as they are made (`webhook.core.encoded`): those no Pod changes (the sidecar, its volumes,
+the app env, the status annotation) come whole from the render cache (`webhook.core.rendered`); only the
 paths and the few values the Pod decides are encoded per admission.
 """
 
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Literal
 
-from webhook.budget import copied, over_limit, seccomp_synced
-from webhook.encoded import add, array, escape, opened, start, value
-from webhook.pod import (
+from webhook.common.text import clip, listing, quoted
+from webhook.core.budget import copied, over_limit, seccomp_synced
+from webhook.core.encoded import add, array, escape, opened, start, value
+from webhook.core.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
     SIDECAR_PORT,
@@ -26,12 +27,11 @@ from webhook.pod import (
     items,
     url_port,
 )
-from webhook.pod import SIDECAR_NAME as SIDECAR
-from webhook.rendered import Env, Parts, Rendered
-from webhook.resolve import Resolved
-from webhook.settings import NATIVE_SIDECARS_SINCE, Settings
-from webhook.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
-from webhook.text import clip, listing, quoted
+from webhook.core.pod import SIDECAR_NAME as SIDECAR
+from webhook.core.rendered import Env, Parts, Rendered
+from webhook.core.resolve import Resolved
+from webhook.core.settings import NATIVE_SIDECARS_SINCE, Settings
+from webhook.core.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
 
 Json = dict[str, Any]
 Mode = Literal["native", "container"]

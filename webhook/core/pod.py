@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook.text import NAME_LIMIT, clip, listing, quoted
+from webhook.common.text import NAME_LIMIT, clip, listing, quoted
 
 PREFIX = "entra.io/"
 INJECT_LABEL = PREFIX + "inject"

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.encoded import array, decode, value
-from webhook.index import ConfigView
-from webhook.inject import Conflict, Plan, plan
-from webhook.models import ObjectRef
-from webhook.pod import (
+from webhook.common.models import ObjectRef
+from webhook.core.encoded import array, decode, value
+from webhook.core.index import ConfigView
+from webhook.core.inject import Conflict, Plan, plan
+from webhook.core.pod import (
     INJECT_LABEL,
     MIRROR,
     BadAnnotation,
@@ -21,11 +21,11 @@ from webhook.pod import (
     options_of,
     service_account,
 )
-from webhook.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
-from webhook.rendered import Rendered
-from webhook.resolve import Refused, Resolved, Unnamed, resolve
-from webhook.settings import Settings
-from webhook.shape import shape_problem
+from webhook.core.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
+from webhook.core.rendered import Rendered
+from webhook.core.resolve import Refused, Resolved, Unnamed, resolve
+from webhook.core.settings import Settings
+from webhook.core.shape import shape_problem
 
 Json = dict[str, Any]
 _NOTHING: Mapping[str, Any] = {}  # read only

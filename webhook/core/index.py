@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from webhook.models import AgentIdentity, ConfigObject, ObjectRef
+from webhook.common.models import AgentIdentity, ConfigObject, ObjectRef
 
 
 class ConfigView(Protocol):

@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from webhook.encoded import add, appended, array, escape, kept, value
-from webhook.models import AgentBlueprint, AgentIdentity
-from webhook.pod import STATUS
-from webhook.settings import Settings
-from webhook.sidecar import (
+from webhook.common.models import AgentBlueprint, AgentIdentity
+from webhook.core.encoded import add, appended, array, escape, kept, value
+from webhook.core.pod import STATUS
+from webhook.core.settings import Settings
+from webhook.core.sidecar import (
     blueprint_app_env,
     identity_app_env,
     sidecar_container,

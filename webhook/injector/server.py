@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from webhook.admission import Admission
-from webhook.review import MAX_BODY_BYTES, BadReview, parse_review
-from webhook.tls import ReloadingTLS
+from webhook.core.review import MAX_BODY_BYTES, BadReview, parse_review
+from webhook.injector.admission import Admission
+from webhook.injector.tls import ReloadingTLS
 
 log = logging.getLogger(__name__)
 _DIGITS = re.compile(r"[0-9]{1,19}")

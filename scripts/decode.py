@@ -1,4 +1,4 @@
-"""`python -m webhook.decode`: show an AdmissionReview reply from stdin with its patch decoded."""
+"""`python -m scripts.decode`: show an AdmissionReview reply from stdin with its patch decoded."""
 
 from __future__ import annotations
 

@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.decision import Deny, Outcome, Skip, decide
-from webhook.inject import native_fallback
-from webhook.models import ObjectRef
-from webhook.rendered import Rendered
-from webhook.review import Request, answer
-from webhook.settings import Settings
-from webhook.sources import ConfigSource
-from webhook.text import clip
+from webhook.common.models import ObjectRef
+from webhook.common.text import clip
+from webhook.core.decision import Deny, Outcome, Skip, decide
+from webhook.core.inject import native_fallback
+from webhook.core.rendered import Rendered
+from webhook.core.review import Request, answer
+from webhook.core.settings import Settings
+from webhook.injector.sources import ConfigSource
 
 log = logging.getLogger(__name__)
 
