@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jsonpatch
 
@@ -19,6 +19,7 @@ from webhook.common.settings import SettingsError, env_name, flag_name
 from webhook.core.decision import Deny, Inject, decide
 from webhook.core.documents import DocumentError, dump_documents, load_documents
 from webhook.core.index import ConfigIndex
+from webhook.core.placement import ModeSetting
 from webhook.core.settings import ENV_PREFIX, Settings, load_settings, parse_server_version
 from webhook.core.workloads import find_templates
 from webhook.injector.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     inject.add_argument("-f", "--file", required=True, help="a YAML file, or - for stdin")
     inject.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
     inject.add_argument("--namespace", default="default", help="namespace for objects that name none")
-    inject.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    inject.add_argument("--mode", choices=get_args(ModeSetting), help="sidecar placement")
     _version_flag(inject, "default: unknown")
     _settings_flags(inject, skip=("mode",))
 
@@ -104,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     rotation.add_argument("--cert-validity-hours", type=float, default=90 * 24)
     rotation.add_argument("--ca-validity-hours", type=float, default=3650 * 24)
     rotation.add_argument("--cert-sync-seconds", type=float, default=300.0)
-    serve.add_argument("--mode", choices=["auto", "native", "container"], help="sidecar placement")
+    serve.add_argument("--mode", choices=get_args(ModeSetting), help="sidecar placement")
     _version_flag(serve, "default: read from the cluster API when there is one, else unknown")
     _settings_flags(serve, skip=("mode",))
 

@@ -19,6 +19,9 @@ from pydantic import model_validator as _model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from webhook.common.names import is_object_name
+from webhook.common.text import clip
+
 GROUP = "entra.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -31,7 +34,6 @@ DEFAULT_INSTANCE = "https://login.microsoftonline.com/"
 DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 # A configuration key segment: no "__" (the ASP.NET separator) and a valid Kubernetes env var name.
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$")
@@ -48,7 +50,7 @@ def _guid(value: str) -> str:
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+    if not is_object_name(value):
         raise _fail("name", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')", value)
     return value
 
@@ -274,13 +276,9 @@ class IdentityStatus:
                 ready = Condition(
                     str(item.get("status", "Unknown"))[:20],
                     str(item.get("reason", ""))[:80],
-                    _bounded(str(item.get("message", ""))),
+                    clip(str(item.get("message", "")), MESSAGE_LIMIT - 1),
                 )
         return cls(client_id.lower() if valid and isinstance(client_id, str) else None, ready)
-
-
-def _bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +359,11 @@ def parse_object(document: Mapping[str, Any], default_namespace: str = "default"
         return AgentBlueprint(ref, spec)
     assert isinstance(spec, IdentitySpec)
     return AgentIdentity(ref, spec, IdentityStatus.parse(document.get("status")))
+
+
+def parse_resource(kind: str, raw: Mapping[str, Any]) -> ConfigObject:
+    """`parse_object` for a resource read from the API by its kind (whatever apiVersion and kind it carries)."""
+    return parse_object({**raw, "apiVersion": API_VERSION, "kind": kind})
 
 
 def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -> str:

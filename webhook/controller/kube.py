@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import logging
 import socket
@@ -12,6 +11,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from webhook.common.events import event
 from webhook.common.models import GROUP, IDENTITY, PLURALS, VERSION, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -60,29 +60,17 @@ class Kube:
     def event(self, raw: Json, kind: str, reason: str, message: str, warning: bool) -> None:
         """An Event on the resource; a failure to record one is logged, never raised."""
         metadata = raw.get("metadata", {})
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{metadata.get('name')}.", "namespace": metadata.get("namespace")},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": kind,
-                "name": metadata.get("name"),
-                "namespace": metadata.get("namespace"),
-                "uid": metadata.get("uid"),
-                "resourceVersion": metadata.get("resourceVersion"),
-            },
-            "reason": reason[:128],
-            "message": message[:1024],
-            "type": "Warning" if warning else "Normal",
-            "source": {"component": COMPONENT, "host": self.host},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+        involved = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+            "resourceVersion": metadata.get("resourceVersion"),
         }
+        body = event(involved, reason, message, warning=warning, component=COMPONENT, instance=self.host)
         try:
-            self.core.create_namespaced_event(metadata.get("namespace"), event, _request_timeout=TIMEOUT)
+            self.core.create_namespaced_event(metadata.get("namespace"), body, _request_timeout=TIMEOUT)
         except (ApiException, OSError) as error:
             log.warning("could not record Event %s on %s/%s: %s", reason, metadata.get("namespace"),
                         metadata.get("name"), error)  # fmt: skip

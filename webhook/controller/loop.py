@@ -28,7 +28,7 @@ from webhook.common.models import (
     AgentBlueprint,
     AgentIdentity,
     ConfigObject,
-    parse_object,
+    parse_resource,
 )
 from webhook.common.watch import Follower
 from webhook.controller import reconcile
@@ -198,7 +198,7 @@ class Controller:
 
     def blueprint_of(self, namespace: str, name: str) -> ConfigObject | None:
         raw = self._snapshot(BLUEPRINT).get((namespace, name))
-        return None if raw is None else parse_object({"apiVersion": f"{GROUP}/{VERSION}", "kind": BLUEPRINT, **raw})
+        return None if raw is None else parse_resource(BLUEPRINT, raw)
 
     # -- working -----------------------------------------------------------------------------
 
@@ -263,9 +263,7 @@ class Controller:
         identities = [
             parsed
             for found in self._snapshot(IDENTITY).values()
-            if isinstance(
-                parsed := parse_object({"apiVersion": f"{GROUP}/{VERSION}", "kind": IDENTITY, **found}), AgentIdentity
-            )
+            if isinstance(parsed := parse_resource(IDENTITY, found), AgentIdentity)
             and parsed.ref.namespace == blueprint.ref.namespace
         ]
         credentials = reconcile.federated_credentials(

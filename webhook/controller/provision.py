@@ -31,8 +31,9 @@ from webhook.common.models import (
     ConfigObject,
     InvalidObject,
     ObjectRef,
-    parse_object,
+    parse_resource,
 )
+from webhook.common.text import clip
 from webhook.controller import reconcile
 from webhook.controller.graph import BlueprintGraph, Graph, GraphError
 from webhook.controller.kube import Kube, SecretUnavailable
@@ -87,7 +88,7 @@ class Provisioner:
 
     def reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
         """One pass; returns what it found or did (for metrics), or raises `Retry`."""
-        parsed = parse_object({"apiVersion": "entra.io/v1alpha1", "kind": IDENTITY, **raw})
+        parsed = parse_resource(IDENTITY, raw)
         metadata = raw["metadata"]
         finalizers = list(metadata.get("finalizers") or [])
         deleting = bool(metadata.get("deletionTimestamp"))
@@ -419,7 +420,7 @@ class Provisioner:
     ) -> None:
         """Write the condition(s), and an Event when it is news (a new reason or message)."""
         old = self._condition(raw, SYNCED if only_synced else READY)
-        news = (old.get("reason"), old.get("message")) != (reason, reconcile.bounded(message))
+        news = (old.get("reason"), old.get("message")) != (reason, clip(message, reconcile.MESSAGE_LIMIT - 1))
         try:
             self._write(raw, None, ready, reason, message, extra, guard, only_synced)
         except ApiException as error:

@@ -20,6 +20,7 @@ from webhook.common.models import (
     ObjectRef,
     Sponsor,
 )
+from webhook.common.text import clip
 
 Json = dict[str, Any]
 
@@ -180,7 +181,7 @@ def conditions(
         "type": kind,
         "status": value,
         "reason": reason,
-        "message": bounded(message),
+        "message": clip(message, MESSAGE_LIMIT - 1),
         "observedGeneration": generation,
         "lastTransitionTime": since or now.strftime(TIME_FORMAT),
     }
@@ -228,10 +229,6 @@ def ready_counts(raws: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int
             key = (str(ready.get("status"))[:10], str(ready.get("reason") or "NoReason")[:80])
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- what to do about each failure -------------------------------------------------------------

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, Literal
+from typing import Any
 
 from webhook.common.text import clip, listing, quoted
 from webhook.core.budget import copied, over_limit, seccomp_synced
 from webhook.core.encoded import add, array, escape, opened, start, value
+from webhook.core.placement import NATIVE_SIDECARS_SINCE, Mode
 from webhook.core.pod import (
     DEFAULT_CONTAINER,
     INJECT_CONTAINERS,
@@ -30,11 +31,10 @@ from webhook.core.pod import (
 from webhook.core.pod import SIDECAR_NAME as SIDECAR
 from webhook.core.rendered import Env, Parts, Rendered
 from webhook.core.resolve import Resolved
-from webhook.core.settings import NATIVE_SIDECARS_SINCE, Settings
+from webhook.core.settings import Settings
 from webhook.core.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
 
 Json = dict[str, Any]
-Mode = Literal["native", "container"]
 _NOTHING: Mapping[str, Any] = {}  # read only
 _RESERVED = frozenset(VOLUME_NAMES)
 _DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from webhook.common.names import DNS_LABEL, is_object_name
 from webhook.common.text import NAME_LIMIT, clip, listing, quoted
+from webhook.core.placement import Mode
 
 PREFIX = "entra.io/"
 INJECT_LABEL = PREFIX + "inject"
@@ -28,8 +30,6 @@ SIDECAR_NAME = "entra-sidecar"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-node-lease", "kube-public"})
 
 _URL_PORT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/]*:([0-9]{1,5})/?")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 Json = dict[str, Any]
 
@@ -101,7 +101,7 @@ class PodOptions:
     identity: str | None = None
     blueprint: str | None = None
     containers: tuple[str, ...] | None = None
-    mode: Literal["native", "container"] | None = None
+    mode: Mode | None = None
     port: int | None = None
 
 
@@ -128,7 +128,7 @@ def options_of(found: Mapping[str, Any]) -> PodOptions:
 
 
 def _object_name(value: str, key: str, kind: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+    if not is_object_name(value):
         raise BadAnnotation(
             f"annotation {key}={quoted(value)} is not a valid {kind} name: "
             "use the metadata.name of one in the pod's namespace (lowercase letters, digits, '-' and '.')"
@@ -138,7 +138,7 @@ def _object_name(value: str, key: str, kind: str) -> str:
 
 def _container_list(value: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in value.split(","))
-    bad = [name for name in names if not _DNS_LABEL.fullmatch(name)]
+    bad = [name for name in names if not DNS_LABEL.fullmatch(name)]
     if not value or bad:
         raise BadAnnotation(
             f"annotation {INJECT_CONTAINERS}={quoted(value)} must be a comma-separated list of container names "
@@ -147,7 +147,7 @@ def _container_list(value: str) -> tuple[str, ...]:
     return names
 
 
-def _mode(value: str) -> Literal["native", "container"]:
+def _mode(value: str) -> Mode:
     if value == "native":
         return "native"
     if value == "container":

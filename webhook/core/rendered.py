@@ -19,10 +19,11 @@ loop): it is plain dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from webhook.common.models import AgentBlueprint, AgentIdentity
 from webhook.core.encoded import add, appended, array, escape, kept, value
+from webhook.core.placement import Mode
 from webhook.core.pod import STATUS
 from webhook.core.settings import Settings
 from webhook.core.sidecar import (
@@ -33,7 +34,6 @@ from webhook.core.sidecar import (
     status_annotation,
 )
 
-Mode = Literal["native", "container"]
 # Entries per table: sidecars for 1,000 blueprints x 2 (with an identity or not) x the modes and ports
 # in use; parts for every identity in use (10,000 fit in a few MiB: the big parts are shared).
 LIMIT = 16_384

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from webhook.common.settings import SettingsError, load_model
+from webhook.core.placement import NATIVE_SIDECARS_SINCE, Mode, ModeSetting
 
 DEFAULT_IMAGE = "mcr.microsoft.com/entra-sdk/auth-sidecar:1.1.2-azurelinux3.0-distroless"
 ENV_PREFIX = "ENTRA_WEBHOOK_"
-NATIVE_SIDECARS_SINCE = (1, 29)
 
 # The .NET container images' `app` user; the sidecar image names it but gives no number.
 DOTNET_APP_UID = 1654
@@ -53,7 +53,6 @@ def _pinned_image(value: str) -> str:
 
 
 Quantity = Annotated[str, AfterValidator(_quantity)]
-Mode = Literal["native", "container"]
 
 
 class Settings(BaseModel):
@@ -63,7 +62,7 @@ class Settings(BaseModel):
 
     sidecar_image: Annotated[str, AfterValidator(_pinned_image)] = DEFAULT_IMAGE
     sidecar_port: Annotated[int, Field(ge=1024, le=65535)] = 5000  # non-root cannot bind below 1024
-    mode: Literal["auto", "native", "container"] = "auto"
+    mode: ModeSetting = "auto"
     sidecar_cpu_request: Quantity = "50m"
     sidecar_memory_request: Quantity = "128Mi"
     sidecar_cpu_limit: Quantity = "500m"

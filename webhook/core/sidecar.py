@@ -8,12 +8,13 @@ which an agent identity is silently dropped, and probes that send `Host: localho
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from webhook import __version__
 from webhook.common.models import DEFAULT_INSTANCE, AgentBlueprint, AgentIdentity, WorkloadIdentityCredential
+from webhook.core.placement import Mode
 from webhook.core.pod import SIDECAR_NAME
 from webhook.core.settings import Settings
 
@@ -97,7 +98,7 @@ def sidecar_container(
     identity: bool,
     settings: Settings,
     port: int,
-    mode: Literal["native", "container"],
+    mode: Mode,
 ) -> Json:
     container: Json = {
         "name": SIDECAR_NAME,
@@ -166,9 +167,7 @@ def _workload_identity(blueprint: AgentBlueprint) -> WorkloadIdentityCredential 
     return credential.workload_identity if credential else None
 
 
-def status_annotation(
-    blueprint: AgentBlueprint, identity: AgentIdentity | None, mode: Literal["native", "container"]
-) -> str:
+def status_annotation(blueprint: AgentBlueprint, identity: AgentIdentity | None, mode: Mode) -> str:
     """The `entra.io/status` value: what was injected, as JSON, for people and tools to read."""
     status = {
         "blueprint": blueprint.ref.name,

@@ -9,7 +9,6 @@ and the admission path never waits on the API.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import queue
 import socket
@@ -19,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.common.events import event
 from webhook.core.decision import Deny, Skip
 from webhook.core.pod import mapping, owner
 from webhook.injector.admission import Admitted
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "entra-webhook"
 QUIET_SKIPS = frozenset({"already-injected", "invalid-pod"})  # not news: a reinvocation, or an API error to come
-MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ class _Pending:
     involved: dict[str, Any]
     reason: str
     message: str
-    type: str
+    warning: bool
 
 
 class EventRecorder:
@@ -105,9 +104,9 @@ class EventRecorder:
         if involved is None:
             return None
         denied = isinstance(outcome, Deny)
-        kind = "Warning" if denied or admitted.outcome_name == "error" else "Normal"
+        warning = denied or admitted.outcome_name == "error"
         reason = "EntraInjectionDenied" if denied else "EntraInjectionSkipped"
-        return _Pending(admitted.request.namespace, involved, reason, outcome.message, kind)
+        return _Pending(admitted.request.namespace, involved, reason, outcome.message, warning)
 
     def _limit(self, pending: _Pending) -> str | None:
         """The message to send now, or None when this one is folded into a later Event or dropped."""
@@ -128,29 +127,17 @@ class EventRecorder:
         if len(self._recent) > 10_000:
             self._recent = {k: v for k, v in self._recent.items() if now - v[0] < self.window}
         more = f" ({folded} more like this in the previous {self.window:.0f}s)" if folded else ""
-        return (pending.message + more)[:MESSAGE_LIMIT]
+        return pending.message + more  # clipped to the API's limit where the Event is made
 
     def _drain(self) -> None:
         instance = socket.gethostname()
         while (pending := self._queue.get()) is not None:
-            now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            event = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"generateName": f"{pending.involved['name']}.", "namespace": pending.namespace},
-                "involvedObject": pending.involved,
-                "reason": pending.reason,
-                "message": pending.message,
-                "type": pending.type,
-                "source": {"component": COMPONENT},
-                "reportingComponent": f"entra.io/{COMPONENT}",
-                "reportingInstance": instance,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-            }
+            body = event(
+                pending.involved, pending.reason, pending.message,
+                warning=pending.warning, component=COMPONENT, instance=instance,
+            )  # fmt: skip
             try:
-                self.send(pending.namespace, event)
+                self.send(pending.namespace, body)
                 self.on_result("sent")
             except Exception as error:
                 self.on_result("failed")
