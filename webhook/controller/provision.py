@@ -29,12 +29,12 @@ from webhook.common.models import IDENTITY, AgentIdentity, ObjectRef
 from webhook.controller import advice, reconcile, steps
 from webhook.controller.credentials import BlueprintOf, Credentials, Session
 from webhook.controller.failure import Failure, Retry
-from webhook.controller.graph import EntraIdentity, Graph, GraphError
+from webhook.controller.graph import EntraIdentity, GraphError
 from webhook.controller.kube import Kube
 from webhook.controller.reconcile import PENDING, Doomed, Intent, intent_of, ready_and_synced, status_of
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.status import StatusWriter
-from webhook.controller.tokens import TokenError, Tokens
+from webhook.controller.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +52,31 @@ class Pass:
     tag: str
 
 
+class Stale(Exception):
+    """What the pass read was behind the API server: run it again on `fresh`."""
+
+    def __init__(self, fresh: Json) -> None:
+        super().__init__("stale")
+        self.fresh = fresh
+
+
 class Provisioner:
     def __init__(
         self,
         kube: Kube,
-        graph: Graph,
-        tokens: Tokens,
+        credentials: Credentials,
         settings: ControllerSettings,
-        controller_account: tuple[str, str],
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.kube = kube
-        self.graph = graph
-        self.tokens = tokens
+        self.credentials = credentials
         self.settings = settings
-        self.controller_account = controller_account
         self.now = now
         self.status = StatusWriter(kube, now)
-        self.credentials = Credentials(kube, graph, tokens, settings, controller_account)
+
+    @property
+    def controller_account(self) -> tuple[str, str]:
+        return self.credentials.controller_account
 
     @property
     def create_window(self) -> float:
@@ -78,6 +85,12 @@ class Provisioner:
 
     def reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
         """One pass; returns what it found or did (for metrics), or raises `Retry`."""
+        try:
+            return self._reconcile(raw, blueprint_of)
+        except Stale as stale:  # once: the resource as the API server has it
+            return self._reconcile(stale.fresh, blueprint_of)
+
+    def _reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
         step = steps.first_step(raw)
         if isinstance(step, steps.Skip):
             return step.outcome
@@ -185,6 +198,7 @@ class Provisioner:
             work.raw = self.status.report(work.raw, IDENTITY, wanted, warning=False, guard=True)
             raise Retry("Creating", step.recheck)
         if isinstance(step, reconcile.Unresolved):
+            self._confirm(work.raw)
             message = self._unconfirmed(identity.ref, step.intent, session, deleting=False)
             wanted = ready_and_synced(False, "CreateUnconfirmed", message)
             # Guarded: an intent read from a cache that is behind may have been cleared since.
@@ -249,6 +263,14 @@ class Provisioner:
             else message
         )
 
+    def _confirm(self, raw: Json) -> None:
+        """Before telling an admin to look: is the intent still there, or was the watch cache behind (our own
+        status write, say, on its way)? `Stale` runs the pass again on the API server's copy."""
+        metadata = raw["metadata"]
+        fresh = self.kube.read(IDENTITY, metadata["namespace"], metadata["name"])
+        if fresh.get("metadata", {}).get("resourceVersion") != metadata.get("resourceVersion"):
+            raise Stale(fresh)
+
     @staticmethod
     def _recorded(found: EntraIdentity) -> Json:
         """The id, with the intent it answers cleared in the same write."""
@@ -281,6 +303,7 @@ class Provisioner:
                                    guard=True)  # fmt: skip
                 raise Retry("Deleting", step.recheck)
             if isinstance(step, reconcile.Unresolved):
+                self._confirm(raw)
                 message = self._unconfirmed(identity.ref, step.intent, session, deleting=True)
                 self.status.report(raw, IDENTITY, ready_and_synced(False, "DeleteUnconfirmed", message), guard=True)
                 raise Retry("DeleteUnconfirmed")
