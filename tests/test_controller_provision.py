@@ -216,3 +216,51 @@ def test_an_intent_read_from_a_cache_that_was_behind_is_not_reported_but_the_pas
     assert cluster.events == [("Provisioned", f"agent identity {MADE} (agents/sales-agent) exists in Entra under "
                                               f"blueprint {APP}", False)]  # fmt: skip  # never CreateUnconfirmed
     assert [what for what, _, _ in cluster.writes] == ["read", "status"]
+
+
+class Directory:
+    """A directory app granted AgentIdentity.ReadWrite.All: what it lists, and the sponsors it reads."""
+
+    def __init__(self, listed: list[EntraIdentity]) -> None:
+        self.listed = listed
+        self.calls: list[tuple[str, Any]] = []
+
+    def marked(self, blueprint_app_id: str, tags: list[str]) -> list[EntraIdentity]:
+        self.calls.append(("list", (blueprint_app_id, tags)))
+        return [found for found in self.listed if set(tags) & set(found.tags)]
+
+    def sponsors(self, object_id: str) -> list[str]:
+        self.calls.append(("list sponsors", object_id))
+        return [USER]
+
+
+class WithDirectory(Credentials):
+    def __init__(self, blueprint: Blueprint, directory: Directory) -> None:
+        super().__init__(blueprint)
+        self.directory = directory
+
+    def session(self, namespace: str, name: str, blueprint_of: Any) -> Session:
+        return Session(super().session(namespace, name, blueprint_of).blueprint, APP, self.blueprint,  # type: ignore[arg-type]
+                       self.directory)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_with_the_directory_app_a_second_identity_carrying_the_marker_is_deleted_and_said_so() -> None:
+    tags = (MARKER, reconcile.sponsors_tag([USER]))
+    made = EntraIdentity(MADE, MADE, "agents/sales-agent", APP, tags, "2026-01-02T03:04:05Z")
+    late = EntraIdentity("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                         "agents/sales-agent", APP, tags, "2026-01-02T03:09:05Z")  # fmt: skip
+    cluster, graph, directory = Cluster(), Blueprint(existing=made), Directory([made, late])
+    ready = {"clientId": MADE, "conditions": [
+        {"type": t, "status": "True", "reason": "Provisioned", "observedGeneration": 1, "lastTransitionTime": "x",
+         "message": f"agent identity {MADE} (agents/sales-agent) exists in Entra under blueprint {APP}"}
+        for t in ("Ready", "Synced")
+    ]}  # fmt: skip
+    cluster.current = identity(ready)
+    works = Provisioner(cluster, WithDirectory(graph, directory), ControllerSettings(), now=lambda: NOW)  # type: ignore[arg-type]
+    assert works.reconcile(identity(ready), blueprint_of) == "Provisioned"
+    assert graph.calls == [("get", MADE), ("delete", late.id)]
+    assert directory.calls == [("list", (APP, [MARKER])), ("list sponsors", MADE)]
+    ((reason, message, warning),) = cluster.events
+    assert (reason, warning) == ("DuplicateDeleted", True)
+    assert message.startswith(f"deleted agent identity {late.id}, a second one carrying this resource's marker")
+    assert cluster.writes == []  # nothing else to write: Ready and Synced hold

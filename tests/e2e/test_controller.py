@@ -866,3 +866,32 @@ def test_a_directory_app_granted_read_all_finds_a_lost_create_but_may_not_sync_s
     ) in refused["message"]
     assert (ready(plane, namespace, "read-only") or {}).get("status") == "True"
     assert [found.id for found in graph.of_blueprint(app_id)] == [created]
+
+
+def test_a_second_identity_carrying_the_marker_is_deleted_by_the_directory_app_and_left_by_a_blueprint(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A create Graph carried out after the window (a second one was made since) leaves an identity with the
+    resource's marker: the directory app lists and deletes it; a blueprint alone cannot list, so cannot tell."""
+    plane, graph = cluster.plane, cluster.doubles.graph
+    app_id = workload_blueprint(cluster, namespace)
+    apply(plane, managed(cluster, namespace, "twice"))
+    with controller(cluster, namespace):
+        found = wait_ready(plane, namespace, "twice")
+        marker = f"entra-webhook:e2e:{found['metadata']['uid']}"
+        late = graph.seed(app_id, f"{namespace}/twice", tags=[marker])
+        plane.kubectl("annotate", "agentidentity", "twice", "-n", namespace, "example.com/poke=1")  # a pass now
+        if cluster.directory:
+            (event,) = eventually(lambda: events(plane, namespace, "DuplicateDeleted"), timeout=20)
+            assert event["type"] == "Warning"
+            assert f"deleted agent identity {late.id}, a second one carrying this resource's marker" in event["message"]
+        else:
+            time.sleep(2)  # passes that may not list
+    in_use = found["status"]["clientId"]
+    if cluster.directory:
+        assert [f.id for f in graph.of_blueprint(app_id)] == [in_use]
+        assert [f.id for f in graph.of_blueprint(app_id, deleted=True)] == [late.id]
+    else:
+        assert sorted(f.id for f in graph.of_blueprint(app_id)) == sorted([in_use, late.id])
+        assert events(plane, namespace, "DuplicateDeleted") == []
+    assert (get(plane, namespace, "twice") or {})["status"]["clientId"] == in_use

@@ -137,7 +137,25 @@ class Provisioner:
         wrong = steps.not_of_blueprint(current, session.app_id, identity.spec.blueprint)
         if wrong:
             raise Failure("NotOfBlueprint", wrong, unusable=True)
+        self._delete_duplicates(work, session, current)
         return self._bring_in_line(work, session, current)
+
+    def _delete_duplicates(self, work: Pass, session: Session, current: EntraIdentity) -> None:
+        """With the directory app: another identity carrying this resource's marker is a create whose answer
+        came too late (after the window, when a second create was made); never used, it is deleted
+        (soft, 30 days). A blueprint alone cannot list, so cannot find one."""
+        if session.directory is None or work.identity.spec.client_id:
+            return
+        listed = self._call(session.directory.marked, session.app_id, [work.tag])
+        for duplicate in reconcile.duplicates(listed, current):
+            self._call(session.graph.delete, duplicate.id)
+            message = (
+                f"deleted agent identity {duplicate.id}, a second one carrying this resource's marker {work.tag} "
+                f"(a create answered too late); {current.client_id} is the one in use (restorable for 30 days: "
+                f"Graph POST /directory/deletedItems/{duplicate.id}/restore)"
+            )
+            self.status.announce(work.raw, IDENTITY, reconcile.Wanted(reconcile.SYNCED, True, "DuplicateDeleted",
+                                                                      message), warning=True)  # fmt: skip
 
     def _bring_in_line(self, work: Pass, session: Session, current: EntraIdentity) -> str:
         identity = work.identity

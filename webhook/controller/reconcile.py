@@ -77,6 +77,11 @@ def find_marked(objects: Iterable[EntraIdentity], *tags: str) -> list[EntraIdent
     return sorted(found, key=lambda obj: (obj.created, obj.id))
 
 
+def duplicates(listed: Iterable[EntraIdentity], current: EntraIdentity) -> list[EntraIdentity]:
+    """Identities carrying the marker besides the one in use (listed by that marker)."""
+    return [found for found in listed if found.id != current.id]
+
+
 # -- the intent to create, recorded before the create is sent --------------------------------
 
 
