@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,23 @@ class Doubles:
     entra_url: str
     graph_url: str  # with /v1.0
     ca_file: Path
+    tenant: str = field(default_factory=lambda: str(uuid.uuid4()))  # one organisation's tenant
 
     def blueprint(self, secret: str | None = None, principal: bool = True) -> tuple[str, str]:
-        """A new blueprint app in a new tenant: (tenant id, app id)."""
-        tenant, app_id = str(uuid.uuid4()), str(uuid.uuid4())
-        self.entra.add_blueprint(tenant, app_id, secret)
+        """A new blueprint app in the tenant: (tenant id, app id)."""
+        app_id = str(uuid.uuid4())
+        self.entra.add_blueprint(self.tenant, app_id, secret)
         if principal:
             self.graph.principals.add(app_id)
-        return tenant, app_id
+        return self.tenant, app_id
+
+    def app(self, *roles: str, secret: str | None = None) -> str:
+        """A plain app registration in the tenant, granted these application permissions by an admin."""
+        app_id = str(uuid.uuid4())
+        self.entra.add_app(self.tenant, app_id, secret)
+        for role in roles:
+            self.entra.grant(app_id, role)
+        return app_id
 
     def user(self) -> str:
         user = str(uuid.uuid4())

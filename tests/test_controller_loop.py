@@ -8,6 +8,7 @@ from typing import Any
 
 from webhook.controller.loop import Controller
 from webhook.controller.settings import ControllerSettings
+from webhook.controller.status import StatusWriter
 
 ISSUER = "https://issuer.example/cluster"
 BLUEPRINT = {
@@ -32,8 +33,12 @@ class RecordingKube:
     def __init__(self) -> None:
         self.patched: list[tuple[str, str, str, dict[str, Any]]] = []
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any]:
+        assert resource_version is None  # a blueprint's status is written whole, unguarded
         self.patched.append((kind, namespace, name, status))
+        return {"status": status}
 
     def event(self, raw: dict[str, Any], kind: str, reason: str, message: str, warning: bool) -> None:
         del raw, kind, reason, message, warning
@@ -42,14 +47,13 @@ class RecordingKube:
 class Provisioner:
     controller_account = ("entra-system", "entra-webhook-controller")
 
-    @staticmethod
-    def now() -> dt.datetime:
-        return dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    def __init__(self, kube: RecordingKube) -> None:
+        self.status = StatusWriter(kube, lambda: dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
 
 
 def controller(kube: RecordingKube) -> Controller:
     settings = ControllerSettings(issuer=ISSUER)
-    return Controller(None, settings, Provisioner(), kube)  # type: ignore[arg-type]  # never started
+    return Controller(None, settings, Provisioner(kube), kube)  # type: ignore[arg-type]  # never started
 
 
 def test_a_blueprint_status_waits_for_the_identities_to_be_listed_and_is_then_written_whole() -> None:

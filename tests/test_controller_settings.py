@@ -11,7 +11,7 @@ import pytest
 from webhook.cli import main
 from webhook.common.settings import SettingsError
 from webhook.controller.run import controller_account
-from webhook.controller.settings import load_controller_settings
+from webhook.controller.settings import ControllerSettings, load_controller_settings
 
 
 def test_flags_win_over_env_and_env_over_defaults() -> None:
@@ -29,6 +29,21 @@ def test_a_bad_setting_names_both_spellings() -> None:
     assert str(refused.value) == (
         "invalid settings: --graph-url (ENTRA_CONTROLLER_GRAPH_URL): must be an absolute https URL, got http://graph"
     )
+
+
+def test_the_directory_app_is_optional_a_guid_and_says_what_it_is_for() -> None:
+    assert load_controller_settings({}, {}).directory_client_id is None
+    given = load_controller_settings(
+        {}, {"ENTRA_CONTROLLER_DIRECTORY_CLIENT_ID": "4D5E6F70-8192-4A3B-9C4D-5E6F708192A3"}
+    )
+    assert given.directory_client_id == "4d5e6f70-8192-4a3b-9c4d-5e6f708192a3"
+    with pytest.raises(SettingsError) as refused:
+        load_controller_settings({"directory_client_id": "my-app"}, {})
+    assert str(refused.value).startswith(
+        "invalid settings: --directory-client-id (ENTRA_CONTROLLER_DIRECTORY_CLIENT_ID): must be a GUID like"
+    )
+    description = ControllerSettings.model_fields["directory_client_id"].description or ""
+    assert "AgentIdentity.Read.All or AgentIdentity.ReadWrite.All" in description
 
 
 def test_without_a_cluster_the_command_says_what_it_needs(

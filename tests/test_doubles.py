@@ -16,6 +16,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import Doubles
 from tests.doubles.entra import ASSERTION_TYPE, EntraRefusal, FederatedCredential
+from tests.doubles.permissions import (
+    APPLICATION_READ_ALL,
+    CREATE_ALL,
+    CREATE_AS_MANAGER,
+    DELETE_RESTORE_ALL,
+    ENABLE_DISABLE_ALL,
+    OPERATIONS,
+    READ_ALL,
+    READ_WRITE_ALL,
+)
 
 ISSUER = "https://issuer.example.test"
 SUBJECT = "system:serviceaccount:entra-system:entra-webhook-controller"
@@ -142,10 +152,23 @@ def test_a_blueprint_holds_at_most_20_federated_credentials_with_unique_issuer_a
 
 
 class Caller:
-    def __init__(self, http: httpx.Client, doubles: Doubles, secret: str = "s", principal: bool = True) -> None:
+    """A blueprint calling Graph with its own token; with `roles`, a plain app an admin granted them."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        doubles: Doubles,
+        secret: str = "s",
+        principal: bool = True,
+        roles: tuple[str, ...] = (),
+    ) -> None:
         self.http, self.doubles = http, doubles
-        tenant, self.app_id = doubles.blueprint(secret=secret, principal=principal)
+        if roles:
+            tenant, self.app_id = doubles.tenant, doubles.app(*roles, secret=secret)
+        else:
+            tenant, self.app_id = doubles.blueprint(secret=secret, principal=principal)
         token = token_request(http, doubles, tenant, client_id=self.app_id, client_secret=secret).json()
+        self.claims = jwt.decode(token["access_token"], options={"verify_signature": False})
         self.headers = {"Authorization": f"Bearer {token['access_token']}", "OData-Version": "4.0"}
         self.user = doubles.user()
 
@@ -173,6 +196,18 @@ def graph_error(response: httpx.Response) -> tuple[int, str, str]:
 @pytest.fixture
 def caller(http: httpx.Client, doubles: Doubles) -> Caller:
     return Caller(http, doubles)
+
+
+@pytest.fixture
+def reader(http: httpx.Client, doubles: Doubles) -> Caller:
+    """The directory app, granted AgentIdentity.Read.All."""
+    return Caller(http, doubles, roles=(READ_ALL,))
+
+
+@pytest.fixture
+def writer(http: httpx.Client, doubles: Doubles) -> Caller:
+    """The directory app, granted AgentIdentity.ReadWrite.All."""
+    return Caller(http, doubles, roles=(READ_WRITE_ALL,))
 
 
 def test_graph_creates_an_agent_identity_the_caller_can_read(caller: Caller) -> None:
@@ -249,41 +284,49 @@ def test_the_limit_of_250_counts_soft_deleted_identities(caller: Caller) -> None
     assert graph_error(caller.create())[:2] == (400, "AgentIdentity_LimitExceeded")
 
 
-def test_lists_page_by_100_with_a_next_link(caller: Caller) -> None:
+def test_lists_page_by_100_with_a_next_link_that_keeps_the_filter(caller: Caller, reader: Caller) -> None:
     for index in range(230):
         caller.doubles.graph.seed(caller.app_id, f"a-{index}")
     url: str | None = caller.doubles.graph_url + "/servicePrincipals/microsoft.graph.agentIdentity"
     params: dict[str, str] | None = {"$filter": f"agentIdentityBlueprintId eq '{caller.app_id}'"}
     sizes = []
     while url:
-        page = caller.http.get(url, params=params, headers=caller.headers).json()
+        page = reader.http.get(url, params=params, headers=reader.headers).json()
         sizes.append(len(page["value"]))
+        assert {item["agentIdentityBlueprintId"] for item in page["value"]} == {caller.app_id}
         url, params = page.get("@odata.nextLink"), None
     assert sizes == [100, 100, 30]
 
 
-def test_a_delete_is_soft_restorable_and_purgeable(caller: Caller) -> None:
+def test_a_list_filters_on_one_tag_and_a_server_refusing_filters_says_400(caller: Caller, reader: Caller) -> None:
+    tagged = caller.create(tags=["entra-webhook:e2e:it's-mine"]).json()["id"]
+    caller.create(tags=["other"])
+    query = {"$filter": "tags/any(t:t eq 'entra-webhook:e2e:it''s-mine')", "$count": "true"}
+    page = reader.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity", params=query).json()
+    assert ([item["id"] for item in page["value"]], page["@odata.count"]) == ([tagged], 1)
+    with caller.doubles.graph.faulty(refuse_filters=True):
+        refused = reader.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity", params=query)
+    assert graph_error(refused)[:2] == (400, "Request_UnsupportedQuery")
+
+
+def test_a_delete_is_soft(caller: Caller) -> None:
     object_id = caller.create().json()["id"]
     path = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity"
     assert caller.call("DELETE", path).status_code == 204
     assert caller.call("GET", path).status_code == 404
-    assert caller.call("GET", f"/directory/deletedItems/{object_id}").json()["deletedDateTime"]
-    assert caller.call("POST", f"/directory/deletedItems/{object_id}/restore").status_code == 200
-    assert caller.call("GET", path).status_code == 200
-    caller.call("DELETE", path)
-    assert caller.call("DELETE", f"/directory/deletedItems/{object_id}").status_code == 204
-    assert caller.call("GET", f"/directory/deletedItems/{object_id}").status_code == 404
+    assert caller.call("DELETE", path).status_code == 404
+    assert [found.id for found in caller.doubles.graph.of_blueprint(caller.app_id, deleted=True)] == [object_id]
 
 
-def test_sponsors_are_added_and_removed_but_never_to_none(caller: Caller) -> None:
+def test_sponsors_are_added_and_removed_but_never_to_none(caller: Caller, writer: Caller) -> None:
     object_id = caller.create().json()["id"]
     base = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity/sponsors"
-    assert graph_error(caller.call("DELETE", f"{base}/{caller.user}/$ref"))[2].startswith("No sponsor specified")
+    assert graph_error(writer.call("DELETE", f"{base}/{caller.user}/$ref"))[2].startswith("No sponsor specified")
     other = caller.doubles.user()
-    added = caller.call("POST", f"{base}/$ref", json={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{other}"})
+    added = writer.call("POST", f"{base}/$ref", json={"@odata.id": f"https://graph.microsoft.com/v1.0/users/{other}"})
     assert added.status_code == 204
-    assert caller.call("DELETE", f"{base}/{caller.user}/$ref").status_code == 204
-    assert [item["id"] for item in caller.call("GET", base).json()["value"]] == [other]
+    assert writer.call("DELETE", f"{base}/{caller.user}/$ref").status_code == 204
+    assert [item["id"] for item in writer.call("GET", base).json()["value"]] == [other]
 
 
 def test_throttling_answers_429_with_retry_after(caller: Caller) -> None:
@@ -303,8 +346,10 @@ def test_a_new_identity_reads_as_missing_while_it_replicates(caller: Caller) -> 
 
 
 def listed_ids(caller: Caller) -> list[str]:
+    """The caller's identities, as a directory app with AgentIdentity.Read.All lists them."""
+    reader = Caller(caller.http, caller.doubles, roles=(READ_ALL,))
     query = {"$filter": f"agentIdentityBlueprintId eq '{caller.app_id}'"}
-    page = caller.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity", params=query).json()
+    page = reader.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity", params=query).json()
     return [item["id"] for item in page["value"]]
 
 
@@ -347,5 +392,81 @@ def test_a_withheld_create_is_stored_and_its_connection_dropped_without_an_answe
 def test_another_blueprint_s_identity_is_off_limits(http: httpx.Client, doubles: Doubles, caller: Caller) -> None:
     object_id = caller.create().json()["id"]
     stranger = Caller(http, doubles)
-    response = stranger.call("GET", f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity")
-    assert graph_error(response)[:2] == (403, "Authorization_RequestDenied")
+    path = f"/servicePrincipals/{object_id}/microsoft.graph.agentIdentity"
+    for method, body in (("GET", None), ("PATCH", {"displayName": "mine now"}), ("DELETE", None)):
+        response = stranger.call(method, path, json=body)
+        assert graph_error(response)[:2] == (403, "Authorization_RequestDenied"), method
+    assert caller.call("GET", path).json()["displayName"] == "agents/sales-agent"
+
+
+# -- the permission table, enforced ------------------------------------------------------------
+
+
+def test_a_blueprint_s_token_carries_agent_identity_create_as_manager_only(caller: Caller) -> None:
+    assert caller.claims["roles"] == [CREATE_AS_MANAGER]
+
+
+def test_an_application_permission_cannot_be_granted_to_a_blueprint(doubles: Doubles) -> None:
+    _, app_id = doubles.blueprint()
+    with pytest.raises(EntraRefusal, match="cannot be granted to an agent identity blueprint principal"):
+        doubles.entra.grant(app_id, READ_WRITE_ALL)
+    assert doubles.entra.apps[app_id].roles == {CREATE_AS_MANAGER}
+
+
+def test_an_app_s_token_carries_what_an_admin_granted_and_none_without_a_grant(
+    http: httpx.Client, doubles: Doubles
+) -> None:
+    assert Caller(http, doubles, roles=(READ_ALL, READ_WRITE_ALL)).claims["roles"] == [READ_ALL, READ_WRITE_ALL]
+    app_id = doubles.app(secret="s")
+    token = token_request(http, doubles, doubles.tenant, client_id=app_id, client_secret="s").json()
+    assert "roles" not in jwt.decode(token["access_token"], options={"verify_signature": False})
+
+
+def test_a_refusal_has_graph_s_error_shape(caller: Caller) -> None:
+    response = caller.call("GET", "/servicePrincipals/microsoft.graph.agentIdentity")
+    body = response.json()
+    assert (response.status_code, set(body), set(body["error"])) == (403, {"error"}, {"code", "message", "innerError"})
+    assert graph_error(response) == (
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+
+
+def request_for(operation: str, object_id: str, sponsor: str, blueprint: str, user: str) -> tuple[str, str, Any]:
+    """A well-formed request for one row of the permission table."""
+    row = OPERATIONS[operation]
+    path = row.path.replace("{id}", object_id).replace("{sponsorId}", sponsor)
+    reference = {"@odata.id": f"https://graph.microsoft.com/v1.0/users/{user}"}
+    bodies: dict[str, Any] = {
+        "create": {"displayName": "x", "agentIdentityBlueprintId": blueprint,
+                   "sponsors@odata.bind": [reference["@odata.id"]]},
+        "update": {"displayName": "renamed"},
+        "add sponsor": reference,
+    }  # fmt: skip
+    return row.method, path, bodies.get(operation)
+
+
+ROLES = (CREATE_AS_MANAGER, CREATE_ALL, READ_ALL, READ_WRITE_ALL, ENABLE_DISABLE_ALL, DELETE_RESTORE_ALL,
+         APPLICATION_READ_ALL)  # fmt: skip
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_each_operation_is_allowed_exactly_to_the_roles_its_reference_page_lists(
+    http: httpx.Client, doubles: Doubles, caller: Caller, operation: str
+) -> None:
+    row = OPERATIONS[operation]
+    assert row.url.startswith("https://learn.microsoft.com/en-us/graph/api/agentidentity-")
+    for role in ROLES:
+        if role == CREATE_AS_MANAGER:
+            who, own = caller, caller  # a blueprint, on its own identity
+        else:
+            who, own = Caller(http, doubles, roles=(role,)), caller
+        object_id = own.create().json()["id"]
+        sponsor = own.user
+        if operation == "remove sponsor":  # never the last one
+            doubles.graph.identities[object_id].sponsors.append(doubles.user())
+        method, path, body = request_for(operation, object_id, sponsor, own.app_id, doubles.user())
+        response = who.call(method, path, json=body)
+        refused = response.status_code == 403 and response.json()["error"]["code"] == "Authorization_RequestDenied"
+        assert refused == (role not in row.roles), (operation, role, response.status_code, response.text[:200])

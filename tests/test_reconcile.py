@@ -8,7 +8,8 @@ from typing import Any
 
 from tests.conftest import resource
 from webhook.common.models import AgentBlueprint, AgentIdentity, ObjectRef, parse_object
-from webhook.controller import reconcile
+from webhook.controller import advice, reconcile
+from webhook.controller.graph import EntraIdentity
 from webhook.controller.loop import WorkQueue
 
 USER = "0b5e1c2d-3f4a-4b6c-8d7e-9f0a1b2c3d4e"
@@ -37,29 +38,43 @@ def test_a_create_body_names_the_blueprint_sponsors_and_marker() -> None:
         "displayName": "agents/sales-agent",
         "agentIdentityBlueprintId": APP,
         "sponsors@odata.bind": [f"{GRAPH}/users/{USER}", f"{GRAPH}/groups/{GROUP}"],
-        "tags": ["entra-webhook:prod:uid-1"],
+        "tags": ["entra-webhook:prod:uid-1", reconcile.sponsors_tag([USER, GROUP])],
     }
+
+
+def test_the_sponsors_tag_depends_on_the_set_of_sponsor_ids_only() -> None:
+    tag = reconcile.sponsors_tag([USER, GROUP])
+    assert tag.startswith("entra-webhook-sponsors:")
+    assert len(tag) == len("entra-webhook-sponsors:") + 16
+    assert tag == reconcile.sponsors_tag([GROUP.upper(), USER, USER])
+    assert tag != reconcile.sponsors_tag([USER])
+    assert not tag.startswith(reconcile.MARKER_PREFIX)  # never read as a marker
 
 
 def test_the_marker_names_the_cluster_and_the_resource_uid() -> None:
     assert reconcile.marker("prod-eu", "5f0c") == "entra-webhook:prod-eu:5f0c"
 
 
+def entra(object_id: str, *tags: str, name: str = "agents/sales-agent", created: str = "2026-01-01T00:00:00Z",
+          blueprint_id: str = APP) -> EntraIdentity:  # fmt: skip
+    return EntraIdentity(object_id, object_id, name, blueprint_id, tags, created)
+
+
 def test_the_oldest_marked_object_is_the_one_found() -> None:
     objects = [
-        {"id": "b", "tags": ["entra-webhook:c:u"], "createdDateTime": "2026-01-02T00:00:00Z"},
-        {"id": "a", "tags": ["other"], "createdDateTime": "2026-01-01T00:00:00Z"},
-        {"id": "c", "tags": ["entra-webhook:c:u"], "createdDateTime": "2026-01-01T00:00:00Z"},
+        entra("b", "entra-webhook:c:u", created="2026-01-02T00:00:00Z"),
+        entra("a", "other"),
+        entra("c", "entra-webhook:c:u"),
     ]
-    assert [found["id"] for found in reconcile.find_marked(objects, "entra-webhook:c:u")] == ["c", "b"]
+    assert [found.id for found in reconcile.find_marked(objects, "entra-webhook:c:u")] == ["c", "b"]
 
 
 TAG = "entra-webhook:c:u"
 WINDOW = 210.0
 
 
-def marked(object_id: str, *tags: str) -> dict[str, Any]:
-    return {"id": object_id, "tags": list(tags), "createdDateTime": "2026-01-01T00:00:00Z"}
+def marked(object_id: str, *tags: str) -> EntraIdentity:
+    return entra(object_id, *tags)
 
 
 def test_without_an_intent_or_a_marked_identity_the_step_is_to_create() -> None:
@@ -106,6 +121,12 @@ def test_while_waiting_lists_are_spaced_out_but_never_past_the_window() -> None:
     assert step == reconcile.Wait(future, 1.0, future.since + dt.timedelta(seconds=WINDOW))
 
 
+def test_without_a_list_no_intent_means_create_and_an_intent_cannot_be_resolved() -> None:
+    assert reconcile.create_step(None, None, TAG, NOW, WINDOW) == reconcile.Create()
+    intent = reconcile.Intent(TAG, NOW - dt.timedelta(days=3))  # however old: never created again blindly
+    assert reconcile.create_step(intent, None, TAG, NOW, WINDOW) == reconcile.Unresolved(intent)
+
+
 def test_an_intent_is_written_and_read_back_and_a_malformed_one_is_none() -> None:
     written = reconcile.intent_status(TAG, NOW)
     assert written == {"marker": TAG, "since": "2026-01-02T03:04:05Z"}
@@ -118,17 +139,34 @@ def test_an_intent_is_written_and_read_back_and_a_malformed_one_is_none() -> Non
 
 def test_changes_cover_display_name_marker_and_sponsors_adds_first() -> None:
     managed = identity(displayName="Sales agent", sponsors=[{"kind": "Group", "id": GROUP}])
-    current = {"displayName": "agents/sales-agent", "tags": ["team"]}
+    current = entra("x", "team", reconcile.sponsors_tag([USER]))
     changes = reconcile.changes(current, [USER.upper()], managed, "entra-webhook:c:u", GRAPH)
-    assert changes.patch == {"displayName": "Sales agent", "tags": ["team", "entra-webhook:c:u"]}
+    assert changes.patch == {
+        "displayName": "Sales agent",
+        "tags": ["team", "entra-webhook:c:u", reconcile.sponsors_tag([GROUP])],  # written after the sponsors
+    }
     assert changes.add == (f"{GRAPH}/groups/{GROUP}",)
     assert changes.remove == (USER,)
+    assert not changes.sponsors_unsynced
 
 
 def test_nothing_changes_when_entra_matches_the_spec() -> None:
     managed = identity(sponsors=[{"kind": "User", "id": USER}])
-    current = {"displayName": "agents/sales-agent", "tags": ["entra-webhook:c:u"]}
+    current = entra("x", "entra-webhook:c:u", reconcile.sponsors_tag([USER]))
     assert not reconcile.changes(current, [USER], managed, "entra-webhook:c:u", GRAPH)
+    assert not reconcile.changes(current, None, managed, "entra-webhook:c:u", GRAPH)
+
+
+def test_without_reading_sponsors_the_sponsors_tag_tells_a_spec_change_and_nothing_is_done_about_them() -> None:
+    as_created = entra("x", "entra-webhook:c:u", reconcile.sponsors_tag([USER]))
+    edited = identity(displayName="Sales agent", sponsors=[{"kind": "Group", "id": GROUP}])
+    changes = reconcile.changes(as_created, None, edited, "entra-webhook:c:u", GRAPH)
+    assert changes.patch == {"displayName": "Sales agent"}  # the sponsors tag stays: Entra's sponsors did not change
+    assert (changes.add, changes.remove, changes.sponsors_unsynced) == ((), (), True)
+    adopted = entra("x", "team")  # never tagged by the controller: its sponsors are unknown
+    changes = reconcile.changes(adopted, None, identity(sponsors=[{"kind": "User", "id": USER}]), "entra-webhook:c:u",
+                                GRAPH)  # fmt: skip
+    assert (changes.patch, changes.sponsors_unsynced) == ({"tags": ["team", "entra-webhook:c:u"]}, True)
 
 
 def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
@@ -155,7 +193,7 @@ def test_a_long_message_is_bounded() -> None:
 
 
 def test_the_grant_names_one_secret_and_the_controller_s_service_account() -> None:
-    commands = reconcile.grant_commands(ObjectRef("Secret", "agents", "support-blueprint"), ("entra-system", "ctl"))
+    commands = advice.grant_commands(ObjectRef("Secret", "agents", "support-blueprint"), ("entra-system", "ctl"))
     assert commands == (
         "kubectl create role entra-controller-support-blueprint -n agents --verb=get --resource=secrets "
         "--resource-name=support-blueprint && kubectl create rolebinding entra-controller-support-blueprint "
@@ -166,9 +204,11 @@ def test_the_grant_names_one_secret_and_the_controller_s_service_account() -> No
 def test_every_code_the_docs_name_has_advice() -> None:
     for code in ("AgentIdentity_LimitExceeded", "Error_AgentIdentitySelfCreateRequired",
                  "AgentIdentity_AgentBlueprintPrincipalDoesNotExist"):  # fmt: skip
-        assert reconcile.graph_advice(code) != "see Graph's message"
-    assert "purge soft-deleted" in reconcile.graph_advice("AgentIdentity_LimitExceeded")
-    assert "federated credential" in reconcile.token_advice("AADSTS700213")
+        assert advice.graph_advice(code) != "see Graph's message"
+    assert "purge soft-deleted" in advice.graph_advice("AgentIdentity_LimitExceeded")
+    assert "federated credential" in advice.token_advice("AADSTS700213")
+    assert "AgentBlueprint's status" in advice.token_advice("AADSTS700213")
+    assert "to the directory app" in advice.token_advice("AADSTS700213", directory=True)
 
 
 def test_federated_credentials_list_each_service_account_and_the_controller() -> None:

@@ -4,8 +4,10 @@
 (`client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`) that is verified
 for real: RS256 signature against the issuer's published keys (the e2e control plane's
 `/openid/v1/jwks`), then issuer, subject and audience against the federated credentials configured
-on the blueprint (at most 20, issuer+subject unique), and expiry. Failures carry Entra's AADSTS
-codes in its OAuth error shape. Tokens it issues are JWTs signed by its own key.
+on the app (at most 20, issuer+subject unique), and expiry. Failures carry Entra's AADSTS
+codes in its OAuth error shape. Tokens it issues are JWTs signed by its own key, whose `roles` claim
+holds exactly the application permissions the app can hold (`tests/doubles/permissions.py`): a
+blueprint `AgentIdentity.CreateAsManager`, another app what an admin granted it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.doubles.https import Request, Response
+from tests.doubles.permissions import BLUEPRINT_ROLES
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -42,12 +45,16 @@ class FederatedCredential:
 
 
 @dataclass
-class Blueprint:
+class App:
+    """An app registration and its service principal in the tenant: a blueprint, or a plain app."""
+
     tenant: str
     app_id: str
     principal_id: str
     secrets: set[str] = field(default_factory=set)
     federated: list[FederatedCredential] = field(default_factory=list)
+    blueprint: bool = True
+    roles: set[str] = field(default_factory=lambda: set(BLUEPRINT_ROLES))  # application permissions held
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Issued:
 class EntraDouble:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.blueprints: dict[str, Blueprint] = {}
+        self.apps: dict[str, App] = {}
         self.issuer_keys: dict[str, list[dict[str, Any]]] = {}
         self.issued: list[Issued] = []
         self.base_url = ""
@@ -68,13 +75,26 @@ class EntraDouble:
 
     # -- configuration, as an admin would do it in Entra ------------------------------------
 
-    def add_blueprint(self, tenant: str, app_id: str, secret: str | None = None) -> Blueprint:
-        blueprint = Blueprint(tenant, app_id, str(uuid.uuid4()), {secret} if secret else set())
-        self.blueprints[app_id] = blueprint
+    def add_blueprint(self, tenant: str, app_id: str, secret: str | None = None) -> App:
+        blueprint = App(tenant, app_id, str(uuid.uuid4()), {secret} if secret else set())
+        self.apps[app_id] = blueprint
         return blueprint
 
+    def add_app(self, tenant: str, app_id: str, secret: str | None = None) -> App:
+        """A plain app registration (not a blueprint), holding no application permission until granted."""
+        app = App(tenant, app_id, str(uuid.uuid4()), {secret} if secret else set(), blueprint=False, roles=set())
+        self.apps[app_id] = app
+        return app
+
+    def grant(self, app_id: str, role: str) -> None:
+        """An admin's consent to an application permission (an app role assignment on Microsoft Graph)."""
+        app = self.apps[app_id]
+        if app.blueprint:
+            raise EntraRefusal("application permissions cannot be granted to an agent identity blueprint principal")
+        app.roles.add(role)
+
     def add_federated_credential(self, app_id: str, credential: FederatedCredential) -> None:
-        blueprint = self.blueprints[app_id]
+        blueprint = self.apps[app_id]
         if len(blueprint.federated) >= MAX_FEDERATED_CREDENTIALS:
             raise EntraRefusal(f"a blueprint holds at most {MAX_FEDERATED_CREDENTIALS} federated credentials")
         if any((f.issuer, f.subject) == (credential.issuer, credential.subject) for f in blueprint.federated):
@@ -112,7 +132,7 @@ class EntraDouble:
         )
 
     def _tenant_known(self, tenant: str) -> bool:
-        return any(blueprint.tenant == tenant for blueprint in self.blueprints.values())
+        return any(app.tenant == tenant for app in self.apps.values())
 
     def _token(self, tenant: str, request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -127,7 +147,7 @@ class EntraDouble:
                 )
         if form["grant_type"] != "client_credentials":
             return _error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
-        blueprint = self.blueprints.get(form["client_id"])
+        blueprint = self.apps.get(form["client_id"])
         if blueprint is None or blueprint.tenant != tenant:
             return _error(
                 400,
@@ -172,7 +192,7 @@ class EntraDouble:
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
 
-    def _check_assertion(self, blueprint: Blueprint, assertion: str) -> Response | str:
+    def _check_assertion(self, blueprint: App, assertion: str) -> Response | str:
         """The assertion's subject when Entra would accept it, else the refusal."""
         try:
             header = jwt.get_unverified_header(assertion)
@@ -232,7 +252,7 @@ class EntraDouble:
             )
         return str(subject)
 
-    def _issue(self, blueprint: Blueprint, issued: Issued) -> Response:
+    def _issue(self, blueprint: App, issued: Issued) -> Response:
         now = int(time.time())
         claims = {
             "aud": GRAPH_AUDIENCE,
@@ -246,7 +266,7 @@ class EntraDouble:
             "oid": blueprint.principal_id,
             "sub": blueprint.principal_id,
             "idtyp": "app",
-            "roles": ["AgentIdentity.CreateAsManager"],
+            **({"roles": sorted(blueprint.roles)} if blueprint.roles else {}),  # Entra leaves out an empty claim
         }
         token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "double"})
         with self._lock:

@@ -1,16 +1,22 @@
-"""Microsoft Graph v1.0 for agent identities, as a blueprint calling with its own token sees it.
+"""Microsoft Graph v1.0 for agent identities, as a caller with an application token sees it.
 
 Bodies are checked against the property names and types of the published v1.0 metadata
 (`agent-identity.schema.json` beside this file). What the double enforces: a valid bearer token
-from the Entra double; `OData-Version: 4.0` on writes; required `displayName` and sponsors (1..100,
-at most 5 groups, existing users or groups); `agentIdentityBlueprintId` equal to the caller's appId
+from the Entra double, and for every operation the application permissions its v1.0 reference page
+lists (`permissions.py`, read from the token's `roles`), else Graph's 403
+`Authorization_RequestDenied`: a blueprint (`AgentIdentity.CreateAsManager`) creates under its own
+app id and gets, updates and deletes its own identities, but cannot list them or touch sponsors.
+Then: `OData-Version: 4.0` on writes; required `displayName` and sponsors (1..100, at most 5
+groups, existing users or groups); `agentIdentityBlueprintId` equal to a blueprint caller's appId
 (else 403 `Error_AgentIdentitySelfCreateRequired`); a blueprint principal that exists
 (`AgentIdentity_AgentBlueprintPrincipalDoesNotExist`); 250 identities per blueprint counting
-soft-deleted ones (`AgentIdentity_LimitExceeded`); soft delete, restore and purge under
-`/directory/deletedItems`; `$filter` lists in pages of at most 100 with `@odata.nextLink`. On demand
-(`faulty`): 429 with `Retry-After`; 404 on reads of an object for some seconds after its creation;
-new objects missing from lists for some seconds (replication lag); and a create that is stored but
-never answered (the connection is held, then dropped), as when a response is lost in transit.
+soft-deleted ones (`AgentIdentity_LimitExceeded`); soft delete; lists in pages of at most 100 with
+`@odata.nextLink`, filtered on `agentIdentityBlueprintId eq` or `tags/any(t:t eq ...)`. An agent
+identity's `appId` is its `id`. On demand (`faulty`): 429 with `Retry-After`; 404 on reads of an
+object for some seconds after its creation; new objects missing from lists for some seconds
+(replication lag); a create that is stored but never answered (the connection is held, then
+dropped), as when a response is lost in transit; and 400 for any `$filter` (a server that does not
+support it).
 """
 
 from __future__ import annotations
@@ -23,15 +29,17 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import jwt
 
 from tests.doubles.entra import EntraDouble
 from tests.doubles.https import Request, Response
+from tests.doubles.permissions import CREATE_AS_MANAGER, OPERATIONS
 
 SCHEMA = json.loads((Path(__file__).parent / "agent-identity.schema.json").read_text())
 CAST = "microsoft.graph.agentIdentity"
@@ -40,7 +48,8 @@ LIMIT = 250
 PAGE = 100
 MAX_SPONSORS, MAX_GROUPS = 100, 5
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_FILTER = re.compile(r"^agentIdentityBlueprintId eq '([^']*)'$")
+_BLUEPRINT_FILTER = re.compile(r"^agentIdentityBlueprintId eq '([^']*)'$")
+_TAG_FILTER = re.compile(r"^tags/any\(t:t eq '((?:[^']|'')*)'\)$")
 _REF = re.compile(r"^(https://[^/]+)/v1\.0/(users|groups|directoryObjects)/([^/]+)$")
 
 
@@ -63,6 +72,13 @@ class Faults:
     replication_seconds: float = 0.0  # reads of an object 404 for this long after its creation
     list_lag_seconds: float = 0.0  # lists leave an object out for this long after its creation
     withhold_creates: int = 0  # store this many next creates, but never answer them
+    refuse_filters: bool = False  # answer any $filter with 400, as a server that does not support it
+
+
+@dataclass(frozen=True)
+class Caller:
+    app_id: str
+    roles: frozenset[str]
 
 
 @dataclass
@@ -128,7 +144,7 @@ class GraphDouble:
         with self._lock:
             return self._route(request, route, caller)
 
-    def _caller(self, request: Request) -> str | Response:
+    def _caller(self, request: Request) -> Caller | Response:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer "):
             return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
@@ -138,28 +154,34 @@ class GraphDouble:
             return _error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
         except jwt.PyJWTError as error:
             return _error(401, "InvalidAuthenticationToken", f"Access token validation failure: {error}.")
-        return str(claims["appid"])
+        return Caller(str(claims["appid"]), frozenset(claims.get("roles") or []))
 
-    def _route(self, request: Request, route: list[str], caller: str) -> Response:
+    def _route(self, request: Request, route: list[str], caller: Caller) -> Response:
         method = request.method
         if route == ["servicePrincipals", CAST]:
             if method == "POST":
+                if not OPERATIONS["create"].allows(caller.roles, own=True):
+                    return _denied()
                 return self._create(request, caller)
             if method == "GET":
-                return self._list(request, caller)
+                return self._list(request, caller) if OPERATIONS["list"].allows(caller.roles, own=False) else _denied()
         if len(route) >= 3 and route[0] == "servicePrincipals" and route[2] == CAST:
+            operation = _operation(method, route[3:])
+            if operation is None:
+                return _error(400, "BadRequest", f"Unsupported request {method} on '{'/'.join(route)}'.")
+            if not OPERATIONS[operation].allows(caller.roles, own=True):
+                return _denied()  # no permission for this call at all
             found = self.identities.get(route[1])
             if found is None or found.deleted is not None or self._replicating(found):
                 return _not_found(route[1])
-            if found.body["agentIdentityBlueprintId"] != caller:
-                return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+            if not OPERATIONS[operation].allows(
+                caller.roles, own=found.body["agentIdentityBlueprintId"] == caller.app_id
+            ):
+                return _denied()  # AgentIdentity.CreateAsManager, on another blueprint's identity
             rest = route[3:]
             if not rest:
                 return self._one(request, found)
-            if rest[0] == "sponsors":
-                return self._sponsors(request, found, rest[1:])
-        if route[:2] == ["directory", "deletedItems"] and len(route) >= 3:
-            return self._deleted_item(request, route[2], route[3:], caller)
+            return self._sponsors(request, found, rest[1:])
         return _error(400, "BadRequest", f"Resource not found for the segment '{'/'.join(route)}'.")
 
     def _replicating(self, found: Identity) -> bool:
@@ -177,7 +199,7 @@ class GraphDouble:
             )
         return None
 
-    def _create(self, request: Request, caller: str) -> Response:
+    def _create(self, request: Request, caller: Caller) -> Response:
         refused = self._odata_version(request)
         if refused:
             return refused
@@ -191,7 +213,8 @@ class GraphDouble:
         if isinstance(sponsors, Response):
             return sponsors
         blueprint = body["agentIdentityBlueprintId"]
-        if blueprint != caller:
+        others = OPERATIONS["create"].allows(caller.roles - {CREATE_AS_MANAGER}, own=False)  # Create.All and up
+        if blueprint != caller.app_id and not others:
             return _error(
                 403,
                 "Error_AgentIdentitySelfCreateRequired",
@@ -214,7 +237,7 @@ class GraphDouble:
                 "entries. To add more, you must permanently delete unneeded agent identities.",
             )
         fields = {k: v for k, v in body.items() if "@" not in k}
-        created = Identity(self._new_body(caller, fields), sponsors, time.time())
+        created = Identity(self._new_body(blueprint, fields), sponsors, time.time())
         self.identities[created.id] = created
         if self.faults.withhold_creates > 0:
             self.faults.withhold_creates -= 1
@@ -225,9 +248,11 @@ class GraphDouble:
         )
 
     def _new_body(self, app_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        object_id = str(uuid.uuid4())
         return {
             "@odata.type": ODATA_TYPE,
-            "id": str(uuid.uuid4()),
+            "id": object_id,
+            "appId": object_id,  # an agent identity's client id is its object id
             "accountEnabled": True,
             "createdByAppId": app_id,
             "createdDateTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -263,25 +288,32 @@ class GraphDouble:
             )
         return ids
 
-    def _list(self, request: Request, caller: str) -> Response:
-        match = _FILTER.fullmatch(request.query.get("$filter", ""))
-        if match is None:
+    def _list(self, request: Request, caller: Caller) -> Response:
+        """Every agent identity of the tenant the caller may read (it holds Read.All or ReadWrite.All)."""
+        del caller
+        query = request.query.get("$filter")
+        keep = _filter(query) if query is not None and not self.faults.refuse_filters else None
+        if query is not None and keep is None:
             return _error(400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.")
-        if match.group(1) != caller:
-            return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         top = request.query.get("$top", str(PAGE))
         if not top.isdigit() or not 1 <= int(top) <= PAGE:
             return _error(
                 400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and 100."
             )
         start = int(request.query.get("$skiptoken", "0") or 0)
-        visible = [found for found in self.of_blueprint(caller) if not self._lagging(found)]
+        visible = [
+            found
+            for found in self.identities.values()
+            if found.deleted is None and not self._lagging(found) and (keep is None or keep(found.body))
+        ]
         items = sorted(visible, key=lambda found: found.id)
         page = items[start : start + int(top)]
         body: dict[str, Any] = {"@odata.context": self._context(), "value": [found.body for found in page]}
+        if request.query.get("$count") == "true":
+            body["@odata.count"] = len(items)
         if start + int(top) < len(items):
-            filter_ = request.query["$filter"].replace(" ", "%20").replace("'", "%27")
-            query = f"$filter={filter_}&$top={top}&$skiptoken={start + int(top)}"
+            params = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+            query = urlencode(params | {"$skiptoken": str(start + int(top))}, quote_via=quote)
             body["@odata.nextLink"] = f"{self.base_url}/v1.0/servicePrincipals/{CAST}?{query}"
         return Response(200, body)
 
@@ -344,22 +376,6 @@ class GraphDouble:
             return Response(204)
         return _error(400, "BadRequest", "Unsupported sponsors request.")
 
-    def _deleted_item(self, request: Request, object_id: str, rest: list[str], caller: str) -> Response:
-        found = self.identities.get(object_id)
-        if found is None or found.deleted is None:
-            return _not_found(object_id)
-        if found.body["agentIdentityBlueprintId"] != caller:
-            return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-        if request.method == "GET" and not rest:
-            return Response(200, {**found.body, "deletedDateTime": _iso(found.deleted)})
-        if request.method == "POST" and rest == ["restore"]:
-            found.deleted = None
-            return Response(200, found.body)
-        if request.method == "DELETE" and not rest:
-            del self.identities[object_id]
-            return Response(204)
-        return _error(400, "BadRequest", "Unsupported deletedItems request.")
-
     def _context(self, suffix: str = "") -> str:
         return f"https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/{CAST}{suffix}"
 
@@ -416,6 +432,34 @@ def _not_found(object_id: str) -> Response:
         "Request_ResourceNotFound",
         f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
     )
+
+
+def _operation(method: str, rest: list[str]) -> str | None:
+    """The row of the permission table a request on one identity falls under."""
+    if not rest:
+        return {"GET": "get", "PATCH": "update", "DELETE": "delete"}.get(method)
+    if rest == ["sponsors"] and method == "GET":
+        return "list sponsors"
+    if rest == ["sponsors", "$ref"] and method == "POST":
+        return "add sponsor"
+    if len(rest) == 3 and rest[0] == "sponsors" and rest[2] == "$ref" and method == "DELETE":
+        return "remove sponsor"
+    return None
+
+
+def _filter(clause: str) -> Callable[[dict[str, Any]], bool] | None:
+    """The filters the double understands: on the blueprint's app id, and on one tag."""
+    if by_blueprint := _BLUEPRINT_FILTER.fullmatch(clause):
+        app_id = by_blueprint.group(1)
+        return lambda body: body["agentIdentityBlueprintId"] == app_id
+    if by_tag := _TAG_FILTER.fullmatch(clause):
+        tag = by_tag.group(1).replace("''", "'")
+        return lambda body: tag in body.get("tags", [])
+    return None
+
+
+def _denied() -> Response:
+    return _error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 
 
 def _error(status: int, code: str, message: str) -> Response:

@@ -307,11 +307,15 @@ def rule_groups(stored: list[dict[str, Any]], name: str) -> dict[str, dict[str, 
     return {group["name"]: {rule["alert"]: rule["expr"] for rule in group["rules"]} for group in groups}
 
 
+DIRECTORY_APP = "4d5e6f70-8192-4a3b-9c4d-5e6f708192a3"
+
+
 def test_install_with_the_controller_and_monitoring_stores_them(release: Release) -> None:
     release.install(
         "--set", "controller.enabled=true",
         *MONITORING,
         "--set", "metrics.prometheusRule.identityNotReadyFor=30m",
+        "--set", f"controller.directoryClientId={DIRECTORY_APP}",
     )  # fmt: skip
     stored = assert_stored_as_rendered(release)
     controller = f"{release.fullname}-controller"
@@ -322,6 +326,7 @@ def test_install_with_the_controller_and_monitoring_stores_them(release: Release
     assert container["args"][0] == "controller"
     assert f"--lease-name={controller}" in container["args"]
     assert "--cluster-name=kubernetes" in container["args"]
+    assert f"--directory-client-id={DIRECTORY_APP}" in container["args"]
     (token,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "entra-token"]
     assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "api://AzureADTokenExchange"
     selectors = {d["metadata"]["name"]: d["spec"]["selector"]["matchLabels"] for d in by_kind(stored)["Deployment"]}
@@ -446,6 +451,7 @@ def crds_of(plane: ControlPlane) -> list[dict[str, Any]]:
             "at '/sidecar/resources/limits/memory': 'lots' does not match pattern",
         ),
         (["image.digest=sha256:abc"], "at '/image/digest': 'sha256:abc' does not match pattern"),
+        (["controller.directoryClientId=app"], "at '/controller/directoryClientId': 'app' does not match pattern"),
         (
             ["metrics.prometheusRule.identityNotReadyFor=soon"],
             "at '/metrics/prometheusRule/identityNotReadyFor': 'soon' does not match pattern",

@@ -45,6 +45,13 @@ class Kube:
         )  # fmt: skip
         return updated
 
+    def read(self, kind: str, namespace: str, name: str) -> Json:
+        """The resource as the API server has it now (not as a watch cache last saw it)."""
+        found: Json = self.objects.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=TIMEOUT
+        )
+        return found
+
     def patch_status(
         self, kind: str, namespace: str, name: str, status: Json, resource_version: str | None = None
     ) -> Json:

@@ -32,8 +32,9 @@ from webhook.common.models import (
 )
 from webhook.common.watch import Follower
 from webhook.controller import reconcile
+from webhook.controller.failure import Retry
 from webhook.controller.kube import Kube
-from webhook.controller.provision import Provisioner, Retry
+from webhook.controller.provision import Provisioner
 from webhook.controller.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
@@ -270,16 +271,12 @@ class Controller:
             blueprint, identities, self._issuer, self.provisioner.controller_account
         )
         fits, reason, message = reconcile.fit_condition(len(credentials))
+        fit = reconcile.Wanted(reconcile.FEDERATED_FIT, fits, reason, message)
         status = reconcile.status_of(raw)
         generation = int(raw["metadata"].get("generation") or 0)
-        conditions = reconcile.conditions(
-            status.get("conditions"), reconcile.FEDERATED_FIT, fits, reason, message, generation,
-            self.provisioner.now(),
-        )  # fmt: skip
-        if status.get("federatedCredentials") == credentials and status.get("conditions") == conditions:
+        if status.get("federatedCredentials") == credentials and reconcile.holds(status, [fit], generation):
             return reason
-        self.kube.patch_status(BLUEPRINT, blueprint.ref.namespace, blueprint.ref.name,
-                               {"federatedCredentials": credentials, "conditions": conditions})  # fmt: skip
+        self.provisioner.status.write(raw, BLUEPRINT, [fit], {"federatedCredentials": credentials})
         if not fits:
             self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", message, warning=True)
         return reason

@@ -1,12 +1,14 @@
-"""What the controller wants, decided without I/O: bodies, diffs, conditions, markers, advice.
+"""What the controller wants, decided without I/O: bodies, diffs, conditions, markers, next steps.
 
 The provisioner (`provision.py`) reads the cluster and Graph and calls these; each answers from
-its arguments alone, so every rule here has a unit test without a server.
+its arguments alone (the clock is an argument too), so every rule here has a unit test without a
+server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,15 +23,15 @@ from webhook.common.models import (
     Sponsor,
 )
 from webhook.common.text import clip
+from webhook.controller.entra import EntraIdentity
 
 Json = dict[str, Any]
 
 FINALIZER = "entra.io/agent-identity"
 MARKER_PREFIX = "entra-webhook:"
+SPONSORS_PREFIX = "entra-webhook-sponsors:"
 PENDING = "pendingCreate"
 SYNCED = "Synced"  # Entra is in line with the spec; a failure here leaves a usable identity Ready
-# Failures that make a provisioned identity unusable for Pods, not merely out of sync.
-UNUSABLE = frozenset({"NotFoundInEntra", "NotOfBlueprint", "Authorization_RequestDenied"})
 RECHECK_MIN, RECHECK_MAX = 1.0, 30.0  # seconds between lists while waiting for a create to show
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_FEDERATED_CREDENTIALS = 20
@@ -43,6 +45,13 @@ def marker(cluster: str, uid: str) -> str:
     return f"{MARKER_PREFIX}{cluster}:{uid}"
 
 
+def sponsors_tag(sponsors: Iterable[Sponsor | str]) -> str:
+    """The tag that records which sponsors the controller set last: a blueprint may read an identity's tags,
+    but not its sponsors, so this is how it tells that the spec changed them since."""
+    ids = sorted({(s.id if isinstance(s, Sponsor) else s).lower() for s in sponsors})
+    return SPONSORS_PREFIX + hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
+
+
 def display_name(identity: AgentIdentity) -> str:
     return identity.spec.display_name or f"{identity.ref.namespace}/{identity.ref.name}"[:256]
 
@@ -53,18 +62,24 @@ def sponsor_reference(sponsor: Sponsor, graph_url: str) -> str:
 
 
 def create_body(identity: AgentIdentity, blueprint_app_id: str, tag: str, graph_url: str) -> Json:
+    """Sponsors are bound by the create itself: the one sponsor write a blueprint may make."""
     return {
         "displayName": display_name(identity),
         "agentIdentityBlueprintId": blueprint_app_id,
         "sponsors@odata.bind": [sponsor_reference(sponsor, graph_url) for sponsor in identity.spec.sponsors],
-        "tags": [tag],
+        "tags": [tag, sponsors_tag(identity.spec.sponsors)],
     }
 
 
-def find_marked(objects: Iterable[Json], *tags: str) -> list[Json]:
+def find_marked(objects: Iterable[EntraIdentity], *tags: str) -> list[EntraIdentity]:
     """Identities carrying one of our markers, oldest first (there is one unless someone copied the tag)."""
-    found = [obj for obj in objects if set(tags) & set(obj.get("tags") or [])]
-    return sorted(found, key=lambda obj: (str(obj.get("createdDateTime") or ""), str(obj.get("id"))))
+    found = [obj for obj in objects if set(tags) & set(obj.tags)]
+    return sorted(found, key=lambda obj: (obj.created, obj.id))
+
+
+def duplicates(listed: Iterable[EntraIdentity], current: EntraIdentity) -> list[EntraIdentity]:
+    """Identities carrying the marker besides the one in use (listed by that marker)."""
+    return [found for found in listed if found.id != current.id]
 
 
 # -- the intent to create, recorded before the create is sent --------------------------------
@@ -97,7 +112,7 @@ def intent_of(status: Mapping[str, Any]) -> Intent | None:
 class Found:
     """Entra lists an identity with our marker: it is ours, whatever the status says."""
 
-    identity: Json
+    identity: EntraIdentity
 
 
 @dataclass(frozen=True)
@@ -116,15 +131,27 @@ class Wait:
     until: dt.datetime  # then the create is taken never to have happened
 
 
-CreateStep = Found | Create | Wait
+@dataclass(frozen=True)
+class Unresolved:
+    """A create may have happened and nothing the controller may call can tell: an admin must look."""
+
+    intent: Intent
 
 
-def create_step(intent: Intent | None, listed: Iterable[Json], tag: str, now: dt.datetime, window: float) -> CreateStep:
+CreateStep = Found | Create | Wait | Unresolved
+
+
+def create_step(
+    intent: Intent | None, listed: Iterable[EntraIdentity] | None, tag: str, now: dt.datetime, window: float
+) -> CreateStep:
     """What to do about an identity with no id on record, from the intent and what Entra lists.
 
+    `listed` is None when nothing may list (a blueprint alone): then an intent cannot be resolved.
     Graph's lists lag its creates (replication), so an intent whose identity is not listed yet is
     waited for, for `window` seconds from when it was recorded, before a second create is risked.
     """
+    if listed is None:
+        return Create() if intent is None else Unresolved(intent)
     marked = find_marked(listed, tag, *([intent.marker] if intent else []))
     if marked:
         return Found(marked[0])
@@ -138,31 +165,61 @@ def create_step(intent: Intent | None, listed: Iterable[Json], tag: str, now: dt
     return Wait(intent, recheck, intent.since + dt.timedelta(seconds=window))
 
 
+# -- keeping Entra in line with the spec --------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Changes:
     patch: Json
     add: tuple[str, ...]  # sponsor references to add
     remove: tuple[str, ...]  # sponsor object ids to remove
+    sponsors_unsynced: bool = False  # the spec's sponsors may differ from Entra's, and nothing may tell or fix it
 
     def __bool__(self) -> bool:
         return bool(self.patch or self.add or self.remove)
 
 
 def changes(
-    current: Mapping[str, Any], sponsors: Sequence[str], identity: AgentIdentity, tag: str, graph_url: str
+    current: EntraIdentity, sponsors: Sequence[str] | None, identity: AgentIdentity, tag: str, graph_url: str
 ) -> Changes:
-    """How Entra's object differs from the spec: display name, our marker tag, sponsors."""
+    """How Entra's object differs from the spec: display name, our marker tag, sponsors.
+
+    `sponsors` is None when they may not be read (a blueprint alone): then the sponsors tag, written
+    with the sponsors, says whether the spec changed them since; nothing is changed about them.
+    """
     patch: Json = {}
-    if current.get("displayName") != display_name(identity):
+    if current.display_name != display_name(identity):
         patch["displayName"] = display_name(identity)
-    tags = list(current.get("tags") or [])
-    if tag not in tags:
-        patch["tags"] = [*tags, tag]
+    wanted_tag = sponsors_tag(identity.spec.sponsors)
+    tags = [t for t in current.tags if sponsors is None or not t.startswith(SPONSORS_PREFIX)]
+    tags += [] if tag in tags else [tag]
+    tags += [] if sponsors is None else [wanted_tag]
+    if tags != list(current.tags):
+        patch["tags"] = tags
+    if sponsors is None:
+        return Changes(patch, (), (), sponsors_unsynced=wanted_tag not in current.tags)
     wanted = {sponsor.id: sponsor for sponsor in identity.spec.sponsors}
     have = {sponsor.lower() for sponsor in sponsors}
     add = tuple(sponsor_reference(wanted[i], graph_url) for i in sorted(wanted) if i not in have)
     remove = tuple(sorted(have - set(wanted)))
     return Changes(patch, add, remove)
+
+
+# -- conditions and the status --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A condition as the controller means to write it."""
+
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+def ready_and_synced(status: bool, reason: str, message: str) -> tuple[Wanted, Wanted]:
+    return Wanted(READY, status, reason, message), Wanted(SYNCED, status, reason, message)
 
 
 def conditions(
@@ -186,6 +243,44 @@ def conditions(
         "lastTransitionTime": since or now.strftime(TIME_FORMAT),
     }
     return [*kept, condition]
+
+
+def status_patch(
+    status: Mapping[str, Any], wanted: Iterable[Wanted], generation: int, now: dt.datetime, extra: Json | None = None
+) -> Json:
+    """A merge patch of the status setting these conditions (and `extra`, where None deletes a field)."""
+    listed: object = status.get("conditions")
+    for condition in wanted:
+        listed = conditions(listed, condition.type, condition.status, condition.reason, condition.message,
+                            generation, now)  # fmt: skip
+    return {"conditions": listed, **(extra or {})}
+
+
+def condition_of(status: Mapping[str, Any], kind: str = READY) -> Json:
+    """The condition of this type written last, or an empty one."""
+    listed = status.get("conditions")
+    return (
+        next((c for c in listed if isinstance(c, dict) and c.get("type") == kind), {})
+        if isinstance(listed, list)
+        else {}
+    )
+
+
+def is_news(status: Mapping[str, Any], wanted: Wanted) -> bool:
+    """A new reason or message for this condition: worth an Event."""
+    old = condition_of(status, wanted.type)
+    return (old.get("reason"), old.get("message")) != (wanted.reason, clip(wanted.message, MESSAGE_LIMIT - 1))
+
+
+def holds(status: Mapping[str, Any], wanted: Iterable[Wanted], generation: int) -> bool:
+    """Every one of these conditions is written already, for this generation."""
+    return all(
+        (c := condition_of(status, w.type)).get("status") == ("True" if w.status else "False")
+        and c.get("reason") == w.reason
+        and c.get("message") == clip(w.message, MESSAGE_LIMIT - 1)
+        and c.get("observedGeneration") == generation
+        for w in wanted
+    )
 
 
 def ready_condition(status: object) -> Mapping[str, Any] | None:
@@ -229,69 +324,6 @@ def ready_counts(raws: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int
             key = (str(ready.get("status"))[:10], str(ready.get("reason") or "NoReason")[:80])
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-# -- what to do about each failure -------------------------------------------------------------
-
-GRAPH_ADVICE = {
-    "AgentIdentity_LimitExceeded": (
-        "the blueprint has reached its limit of agent identities (250, soft-deleted ones included): delete "
-        "identities you no longer use, or purge soft-deleted ones (Graph: DELETE /directory/deletedItems/ID)"
-    ),
-    "Error_AgentIdentitySelfCreateRequired": (
-        "a blueprint may only create agent identities under its own app id: check the AgentBlueprint's clientId"
-    ),
-    "AgentIdentity_AgentBlueprintPrincipalDoesNotExist": (
-        "the blueprint has no service principal in this tenant: an admin creates it once "
-        "(Graph: POST /servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal with its appId)"
-    ),
-    "AgentIdentity_IncompatibleParentType": "the AgentBlueprint's clientId is not an agent identity blueprint",
-    "Authorization_RequestDenied": (
-        "the blueprint may not do this: it manages only agent identities under its own app id "
-        "(AgentIdentity.CreateAsManager)"
-    ),
-    "Request_ResourceNotFound": "a sponsor does not exist: check the user and group object ids in spec.sponsors",
-    "InvalidAuthenticationToken": "Graph refused the blueprint's token: check the authority and tenant",
-    "TooManyRequests": "Graph is throttling: the controller retries after the time it asks for",
-    "TransportError": "Graph could not be reached: check the network and --graph-url",
-}
-
-TOKEN_ADVICE = {
-    "AADSTS700016": "the blueprint's clientId or tenantId is wrong",
-    "AADSTS90002": "the blueprint's tenantId is wrong",
-    "AADSTS7000215": "the Secret holds a wrong client secret value (the value, not its id)",
-    "AADSTS7000222": "the client secret has expired: add a new one to the blueprint and update the Secret",
-    "AADSTS70021": "add the federated credential listed in the AgentBlueprint's status to the blueprint",
-    "AADSTS700211": "the issuer differs from the blueprint's federated credentials: add the one in the "
-    "AgentBlueprint's status",
-    "AADSTS700212": "the audience differs from the blueprint's federated credential (want api://AzureADTokenExchange)",
-    "AADSTS700213": "no federated credential for the controller's service account: add the one listed in the "
-    "AgentBlueprint's status to the blueprint",
-    "AADSTS700024": "the projected token has expired: check the node's clock and that the token volume is mounted",
-    "AADSTS700027": "the token's signature did not verify against the cluster issuer's published keys",
-    "AADSTS50027": "the controller's token file does not hold a JWT: check --token-file",
-    "TokenEndpointUnreachable": "the token endpoint could not be reached: check the blueprint's instance, "
-    "--authority-host and --token-file",
-}
-
-
-def graph_advice(code: str) -> str:
-    return GRAPH_ADVICE.get(code, "see Graph's message")
-
-
-def token_advice(code: str) -> str:
-    return TOKEN_ADVICE.get(code, "see the AADSTS code in Entra's error reference")
-
-
-def grant_commands(secret: ObjectRef, controller: tuple[str, str]) -> str:
-    """The two kubectl commands that give the controller its one Secret, and nothing else."""
-    name = f"entra-controller-{secret.name}"[:63].rstrip("-.")
-    namespace, account = controller
-    return (
-        f"kubectl create role {name} -n {secret.namespace} --verb=get --resource=secrets "
-        f"--resource-name={secret.name} && kubectl create rolebinding {name} -n {secret.namespace} "
-        f"--role={name} --serviceaccount={namespace}:{account}"
-    )
 
 
 # -- the blueprint's federated credentials -----------------------------------------------------
@@ -372,3 +404,40 @@ def doomed_while_invalid(ref: ObjectRef, raw: Mapping[str, Any]) -> Doomed | Non
         given if isinstance(given, str) and given else None,
         recorded if isinstance(recorded, str) and recorded else None,
     )
+
+
+# -- what a deletion deletes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete these ids in Entra (none: nothing was ever created), then release the finalizer."""
+
+    ids: tuple[str, ...]
+
+
+DeleteStep = Delete | Wait | Unresolved
+
+
+def deletion_step(
+    doomed: Doomed,
+    intent: Intent | None,
+    listed: Iterable[EntraIdentity] | None,
+    tag: str,
+    now: dt.datetime,
+    window: float,
+) -> DeleteStep:
+    """The ids to delete: the recorded one, and (when the controller may list) whatever carries this
+    resource's marker, which a create whose answer was lost left behind. Without a list, such a create
+    cannot be found: an admin must look (`Unresolved`)."""
+    ids = {doomed.client_id} if doomed.client_id else set()
+    if listed is None:
+        if ids or intent is None:
+            return Delete(tuple(sorted(ids)))
+        return Unresolved(intent)
+    listed = list(listed)
+    step = create_step(intent, listed, tag, now, window)
+    if isinstance(step, Wait) and not ids:
+        return step
+    ids |= {found.id for found in find_marked(listed, tag, *([intent.marker] if intent else []))}
+    return Delete(tuple(sorted(ids)))

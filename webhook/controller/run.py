@@ -19,6 +19,7 @@ from types import FrameType
 from webhook.common import logs
 from webhook.common.errors import UsageError
 from webhook.common.kubeapi import api_client
+from webhook.controller.credentials import Credentials
 from webhook.controller.graph import Graph, Retrying
 from webhook.controller.health import HealthServer
 from webhook.controller.kube import Kube
@@ -56,7 +57,7 @@ def run_controller(args: argparse.Namespace) -> int:
     )
     kube = Kube(api)
     account = controller_account(settings)
-    provisioner = Provisioner(kube, graph, tokens, settings, account)
+    provisioner = Provisioner(kube, Credentials(kube, graph, tokens, settings, account), settings)
     controller = Controller(api, settings, provisioner, kube, metrics.reconciled, metrics.watch_restarted)
     metrics.follow(controller.identity_counts, controller.queue.pending)
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from webhook.common.models import Guid
 from webhook.common.settings import load_model
 
 ENV_PREFIX = "ENTRA_CONTROLLER_"
@@ -46,6 +47,16 @@ class ControllerSettings(BaseModel):
     ca_file: Path | None = None  # trust for Graph and the token endpoint (default: the system's)
     token_file: Path = DEFAULT_TOKEN_FILE  # projected token, audience api://AzureADTokenExchange
     cluster_name: Name = "kubernetes"  # goes into the marker tag on every identity it creates
+    directory_client_id: Guid | None = Field(
+        default=None,
+        description=(
+            "Client id of an optional directory app (workload identity federation with the controller's "
+            "token file) that an admin granted AgentIdentity.Read.All or AgentIdentity.ReadWrite.All: "
+            "with it the controller lists identities (to resolve a create whose answer was lost, and "
+            "to find what a deleted resource left behind) and, with ReadWrite.All, syncs sponsors. "
+            "Without it, only what the blueprint itself may do (docs/security/entra-permissions.md)"
+        ),
+    )
     namespace: Name | None = None  # reconcile only this namespace (default: all)
     lease_name: Name = "entra-webhook-controller"
     lease_namespace: Name = "entra-system"

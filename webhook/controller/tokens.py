@@ -1,10 +1,10 @@
-"""Graph access tokens for a blueprint, by MSAL's client credentials flow.
+"""Graph access tokens for a blueprint or the directory app, by MSAL's client credentials flow.
 
-A client-secret blueprint authenticates with its secret; a workload-identity blueprint with the
-controller's projected service-account token as client assertion, re-read from the file for every
-token request (the kubelet rotates it). MSAL caches tokens per app until they near expiry; there is
-one app per blueprint, replaced (with its tokens) when the blueprint's secret changes, so a rotated
-secret is used at once and the old one is not kept.
+A client-secret blueprint authenticates with its secret; a workload-identity blueprint, and the
+optional directory app, with the controller's projected service-account token as client assertion,
+re-read from the file for every token request (the kubelet rotates it). MSAL caches tokens per app
+until they near expiry; there is one app per credential, replaced (with its tokens) when the
+blueprint's secret changes, so a rotated secret is used at once and the old one is not kept.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class TokenError(Exception):
 
 
 @dataclass(frozen=True)
-class BlueprintLogin:
+class AppLogin:
     tenant_id: str
     client_id: str
     instance: str | None
@@ -75,11 +75,11 @@ class Tokens:
         self._apps: dict[tuple[str, str], tuple[str, msal.ConfidentialClientApplication]] = {}
         self._lock = threading.Lock()
 
-    def provider(self, login: BlueprintLogin) -> Callable[[], str]:
-        """A token source for Graph calls as this blueprint (each call may hit MSAL's cache)."""
+    def provider(self, login: AppLogin) -> Callable[[], str]:
+        """A token source for Graph calls as this app (each call may hit MSAL's cache)."""
         return lambda: self.token(login)
 
-    def token(self, login: BlueprintLogin) -> str:
+    def token(self, login: AppLogin) -> str:
         try:  # the app's creation reads the authority's discovery document: it can fail too
             result: dict[str, Any] = self._app(login).acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except (OSError, ValueError) as error:  # unreachable authority, unreadable token file, bad discovery
@@ -95,12 +95,12 @@ class Tokens:
         first_line = description.split(" Trace ID:", maxsplit=1)[0].split("\r\n", maxsplit=1)[0]
         raise TokenError(code, first_line[:300] or str(result.get("error")))
 
-    def authority(self, login: BlueprintLogin) -> str:
+    def authority(self, login: AppLogin) -> str:
         host = self.authority_host or login.instance or DEFAULT_INSTANCE
         return host.rstrip("/") + "/" + login.tenant_id
 
     def apps(self) -> int:
-        """How many blueprint apps (each with its credential and tokens) are held."""
+        """How many apps (each with its credential and tokens) are held."""
         with self._lock:
             return len(self._apps)
 
@@ -108,7 +108,7 @@ class Tokens:
         if self.observe is not None:
             self.observe(result)
 
-    def _app(self, login: BlueprintLogin) -> msal.ConfidentialClientApplication:
+    def _app(self, login: AppLogin) -> msal.ConfidentialClientApplication:
         authority = self.authority(login)
         fingerprint = hashlib.sha256(login.secret.encode()).hexdigest() if login.secret else "assertion"
         key = (authority, login.client_id)

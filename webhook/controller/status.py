@@ -1,0 +1,81 @@
+"""The one place that writes a resource's status and its Events, for either kind.
+
+`write` sends a merge patch of conditions (and other fields) through the status subresource and
+returns the resource as the API server answered it; the caller's copy is never changed. `report`
+does the same for a condition that explains something, adds an Event when that is news (a new
+reason or message), and never raises for a status it could not write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from webhook.controller.reconcile import Wanted, is_news, status_of, status_patch
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+class StatusApi(Protocol):
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: Json, resource_version: str | None = None
+    ) -> Json: ...
+
+    def event(self, raw: Json, kind: str, reason: str, message: str, warning: bool) -> None: ...
+
+
+class StatusWriter:
+    def __init__(self, kube: StatusApi, now: Callable[[], dt.datetime]) -> None:
+        self.kube = kube
+        self.now = now
+
+    def write(
+        self, raw: Json, kind: str, wanted: Sequence[Wanted], extra: Json | None = None, guard: bool = False
+    ) -> Json:
+        """Set these conditions (and `extra`; None deletes a field). With `guard`, only if nothing wrote the
+        resource since it was read (else the API server answers 409, raised as ApiException)."""
+        metadata = raw["metadata"]
+        generation = int(metadata.get("generation") or 0)
+        patch = status_patch(status_of(raw), wanted, generation, self.now(), extra)
+        version = metadata["resourceVersion"] if guard else None
+        updated = self.kube.patch_status(kind, metadata["namespace"], metadata["name"], patch, version)
+        status = updated.get("status", {k: v for k, v in patch.items() if v is not None})
+        return {**raw, "status": status, "metadata": updated.get("metadata", metadata)}
+
+    def report(
+        self,
+        raw: Json,
+        kind: str,
+        wanted: Sequence[Wanted],
+        *,
+        warning: bool | None = None,
+        extra: Json | None = None,
+        guard: bool = False,
+    ) -> Json:
+        """Write the conditions; an Event for the first one when it is news (a Warning unless it holds).
+        A status that cannot be written is logged (a 409 with `guard`: read again next pass), not raised."""
+        first = wanted[0]
+        news = is_news(status_of(raw), first)
+        try:
+            raw = self.write(raw, kind, wanted, extra, guard)
+        except ApiException as error:
+            if guard and error.status == 409:
+                return raw
+            log.warning("could not write the status of %s/%s: %s", raw["metadata"].get("namespace"),
+                        raw["metadata"].get("name"), error.status)  # fmt: skip
+        if news:
+            self.announce(raw, kind, first, warning)
+        return raw
+
+    def announce(self, raw: Json, kind: str, condition: Wanted, warning: bool | None = None) -> None:
+        """An Event (and a log line) saying what this condition says: a Warning unless it holds."""
+        warning = not condition.status if warning is None else warning
+        name = f"{raw['metadata'].get('namespace')}/{raw['metadata'].get('name')}"
+        log.log(logging.WARNING if warning else logging.INFO, "%s: %s: %s", name, condition.reason, condition.message)
+        self.kube.event(raw, kind, condition.reason, condition.message, warning=warning)
