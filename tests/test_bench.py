@@ -180,3 +180,11 @@ def test_the_api_server_s_webhook_calls_are_read_from_its_admission_histogram() 
     assert list(calls) == ["a.b.c"]
     assert calls["a.b.c"][0] == 4.0
     assert calls["a.b.c"][1] == pytest.approx(0.008)
+
+
+def test_the_first_difference_of_two_pods_is_named_by_its_path() -> None:
+    one = {"spec": {"containers": [{"name": "a", "env": [1]}], "x": 1}}
+    assert apiserver.first_difference(one, one) is None
+    other = {"spec": {"containers": [{"name": "a", "env": [2]}], "x": 1}}
+    assert apiserver.first_difference(one, other) == "/spec/containers/0/env/0: 1 vs 2"
+    assert apiserver.first_difference({"a": 1}, {}) == "/a: 1 vs null"
