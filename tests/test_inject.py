@@ -74,8 +74,8 @@ def planned(pod: dict[str, Any], version: tuple[int, int] = (1, 36), **options: 
 
 
 def ops_of(result: Plan) -> list[dict[str, Any]]:
-    ops: list[dict[str, Any]] = orjson.loads(result.patch.array())
-    assert result.patch.count == len(ops)
+    ops: list[dict[str, Any]] = orjson.loads(result.patch.document())
+    assert len(result.patch) == len(ops)
     return ops
 
 

@@ -8,35 +8,37 @@ import jsonpatch
 import orjson
 
 from webhook.core.encoded import value
-from webhook.core.patch import NO_OPS, Patch
+from webhook.core.patch import Ops, Patch
 
 
 def test_an_add_op_is_the_op_encoded_whole() -> None:
     path, item = "/metadata/annotations/entra.io~1status", {"a": [1, "é"]}
-    ops = Patch().add(path, value(item)).ops()
-    assert ops.array() == orjson.dumps([{"op": "add", "path": path, "value": item}])
-    assert ops.count == 1
+    patch = Patch().add(path, value(item))
+    assert patch.document() == orjson.dumps([{"op": "add", "path": path, "value": item}])
+    assert len(patch) == 1
 
 
 def test_appended_items_are_one_op_each_at_the_end_of_the_list_in_order() -> None:
     items = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
-    ops = Patch().append("/spec/containers/1/env", [value(item) for item in items]).ops()
+    patch = Patch().append("/spec/containers/1/env", [value(item) for item in items])
     expected = [{"op": "add", "path": "/spec/containers/1/env/-", "value": item} for item in items]
-    assert ops.array() == orjson.dumps(expected)
-    assert ops.count == 2
+    assert patch.document() == orjson.dumps(expected)
+    assert len(patch) == 2
 
 
 def test_appending_nothing_writes_no_op() -> None:
     patch = Patch().append("/spec/volumes", [])
-    assert (patch.ops().array(), len(patch)) == (b"[]", 0)
+    assert (patch.document(), len(patch)) == (b"[]", 0)
 
 
 def test_a_run_written_before_is_taken_whole_and_counted_with_the_rest() -> None:
     run = Patch().append("/spec/volumes", [value({"name": "a"}), value({"name": "b"})]).ops().kept()
-    patch = Patch().add("/metadata/labels", value({"x": "y"})).extend(run).extend(NO_OPS).add("/spec/hostname", b'"h"')
-    ops = orjson.loads(patch.ops().array())
+    patch = (
+        Patch().add("/metadata/labels", value({"x": "y"})).extend(run).extend(Ops(b"", 0)).add("/spec/hostname", b'"h"')
+    )
+    ops = orjson.loads(patch.document())
     assert [op["path"] for op in ops] == ["/metadata/labels", "/spec/volumes/-", "/spec/volumes/-", "/spec/hostname"]
-    assert len(patch) == patch.ops().count == 4
+    assert len(patch) == patch.ops().op_count == 4
 
 
 def test_a_path_needing_json_escapes_is_escaped() -> None:
@@ -45,5 +47,5 @@ def test_a_path_needing_json_escapes_is_escaped() -> None:
     pointer = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
     patch = Patch().add(pointer, value("v")).append("/spec/list", [value(1)])
     document: dict[str, Any] = {"metadata": {"annotations": {}}, "spec": {"list": []}}
-    patched = jsonpatch.apply_patch(document, orjson.loads(patch.ops().array()))
+    patched = jsonpatch.apply_patch(document, orjson.loads(patch.document()))
     assert patched == {"metadata": {"annotations": {key: "v"}}, "spec": {"list": [1]}}

@@ -46,9 +46,9 @@ _NAME = repeat("name")  # `map(dict.get, items, _NAME)`: each item's name at C s
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The ops the Pod gets, encoded and counted (`webhook.core.patch`)."""
+    """The ops the Pod gets, written (`webhook.core.patch`)."""
 
-    patch: Ops
+    patch: Patch
     warnings: list[str] = field(default_factory=list)
     mode: Mode = "container"
     reinvoked: bool = False
@@ -92,7 +92,7 @@ def plan(
             return targets
         patch = Patch()
         _add_env(patch, spec, targets, env)
-        return Plan(patch.ops(), unreadable, mode, reinvoked=True)
+        return Plan(patch, unreadable, mode, reinvoked=True)
 
     warnings: list[str] = []
     mode = _mode(options, settings, server_version, warnings)
@@ -126,7 +126,7 @@ def plan(
     # First, even in an empty list: an add never replaces a list.
     patch.extend(parts.sidecar.insert if isinstance(spec.get(key), list) else parts.sidecar.create)
     _add_env(patch, spec, targets, parts.env, shifted=key)
-    return Plan(patch.ops(), warnings, mode)
+    return Plan(patch, warnings, mode)
 
 
 def _annotations(

@@ -10,7 +10,8 @@ escapes, `~0` and `~1`, are `encoded.escape`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from webhook.core.encoded import kept, value
 
@@ -18,32 +19,24 @@ _ADD = b'{"op":"add","path":'
 _VALUE = b',"value":'
 
 
-@dataclass(frozen=True, slots=True)
-class Ops:
+class Ops(NamedTuple):
     """Encoded ops joined by commas, and how many there are: a run a `Patch` takes whole."""
 
     encoded: bytes
-    count: int
-
-    def array(self) -> bytes:
-        """The JSON Patch document: these ops as a JSON array."""
-        return b"[" + self.encoded + b"]"
+    op_count: int
 
     def kept(self) -> Ops:
         """The same run in an object of its own size, for a cache (`encoded.kept`)."""
-        return Ops(kept(self.encoded), self.count)
-
-
-NO_OPS = Ops(b"", 0)
+        return Ops(kept(self.encoded), self.op_count)
 
 
 class Patch:
-    """Collects ops in order; `ops()` is what was written, with its count."""
+    """Collects ops in order: `document()` is the JSON Patch, `len()` how many ops it holds."""
 
     __slots__ = ("_count", "_parts")
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] = []  # encoded ops, or runs of them
         self._count = 0
 
     def __len__(self) -> int:
@@ -51,24 +44,44 @@ class Patch:
 
     def add(self, path: str, encoded: bytes) -> Patch:
         """One op setting `path` to a value that is already JSON (`encoded.value`)."""
-        self._parts.append(_ADD + value(path) + _VALUE + encoded + b"}")
+        self._parts.append(_head(path) + encoded + b"}")
         self._count += 1
         return self
 
     def append(self, path: str, items: Sequence[bytes]) -> Patch:
         """One op per item, each putting it at the end of the list at `path`, in order."""
         if items:
-            head = _ADD + value(f"{path}/-") + _VALUE
-            self._parts.append(head + (b"}," + head).join(items) + b"}")
+            head, between = _append_heads(path)
+            self._parts.append(head + between.join(items) + b"}")
             self._count += len(items)
         return self
 
     def extend(self, ops: Ops) -> Patch:
         """A run of ops encoded before (by another `Patch`), as they are."""
-        if ops.count:
+        if ops.op_count:
             self._parts.append(ops.encoded)
-            self._count += ops.count
+            self._count += ops.op_count
         return self
 
+    def document(self) -> bytes:
+        """The ops as a JSON array: what an AdmissionReview carries (base64-encoded)."""
+        return b"".join((b"[", b",".join(self._parts), b"]"))
+
     def ops(self) -> Ops:
+        """The ops as a run another `Patch` can take whole."""
         return Ops(b",".join(self._parts), self._count)
+
+
+# Remembered: a Pod's paths (its env lists, an annotation) repeat from Pod to Pod, and encoding one
+# costs more than finding it. Bounded; a path is only ever a key.
+@lru_cache(maxsize=1024)
+def _head(path: str) -> bytes:
+    """An op up to its value: `{"op":"add","path":PATH,"value":`."""
+    return _ADD + value(path) + _VALUE
+
+
+@lru_cache(maxsize=1024)
+def _append_heads(path: str) -> tuple[bytes, bytes]:
+    """The head of an op appending to the list at `path`, and what goes between two such items."""
+    head = _head(f"{path}/-")
+    return head, b"}," + head
