@@ -18,6 +18,8 @@ from webhook.core.rendered import Rendered
 from webhook.core.resolve import Resolved
 from webhook.core.settings import Settings
 from webhook.core.sidecar import (
+    API_TOKEN_DIR,
+    NO_API_TOKEN_VOLUME,
     blueprint_app_env,
     identity_app_env,
     sidecar_container,
@@ -159,3 +161,24 @@ def test_a_pod_that_cannot_take_the_sidecar_gets_a_conflict_and_no_ops() -> None
     result = plan(pod, RESOLVED, PodOptions(), settings, (1, 36), rendered)
     assert isinstance(result, Conflict)
     assert result.reason == "port-conflict"
+
+
+def test_the_sidecar_hides_the_api_token_path_and_the_app_keeps_its_own_token_mount() -> None:
+    """Any mount at the token path makes the ServiceAccount plugin leave a container alone: ours is an
+    empty read-only directory, so the sidecar holds no API token and the plugin changes nothing after us."""
+    token_mount = {"name": "kube-api-access-x", "mountPath": API_TOKEN_DIR, "readOnly": True}
+    pod = {
+        "spec": {
+            "containers": [{**app("agent"), "volumeMounts": [token_mount]}],
+            "volumes": [{"name": "kube-api-access-x", "projected": {"sources": []}}],
+        }
+    }
+    ops = ops_of(planned(pod, version=(1, 28)))
+    assert not any("volumeMounts" in op["path"] for op in ops)
+    patched = jsonpatch.apply_patch(pod, ops)
+    sidecar, agent = patched["spec"]["containers"]
+    assert [m for m in sidecar["volumeMounts"] if m["mountPath"] == API_TOKEN_DIR] == [
+        {"name": NO_API_TOKEN_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True}
+    ]
+    assert {"name": NO_API_TOKEN_VOLUME, "emptyDir": {}} in patched["spec"]["volumes"]
+    assert agent["volumeMounts"] == [token_mount]

@@ -112,8 +112,8 @@ def test_a_blueprint_object_that_is_not_the_one_rendered_is_rendered_anew() -> N
     old = rendered.parts(blueprint_of(index), None, "container", 5000)
     other = blueprint_of(config({**SALES, "credential": {"clientSecret": {"secretName": "s", "key": "k"}}}))
     new = rendered.parts(other, None, "container", 5000)
-    assert new.volumes.append.op_count == 2
-    assert old.volumes.append.op_count == 3  # with the projected token volume
+    assert new.volumes.append.op_count == 3
+    assert old.volumes.append.op_count == 4  # with the projected token volume
 
 
 def test_the_cache_holds_at_most_its_limit_per_table() -> None:
