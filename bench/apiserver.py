@@ -253,8 +253,11 @@ def _rotated(round_number: int) -> Iterator[Variant]:
     yield from VARIANTS[start:] + VARIANTS[:start]
 
 
-def measure(plane: ControlPlane, pods: int, warmup: int, shaped: Json) -> tuple[dict[str, list[float]], Json]:
-    """Seconds per creation for each variant, and the calls the API server made per webhook meanwhile."""
+def measure(
+    plane: ControlPlane, pods: int, warmup: int, shaped: Json, gap: float = 0.0
+) -> tuple[dict[str, list[float]], Json]:
+    """Seconds per creation for each variant, and the calls the API server made per webhook meanwhile;
+    `gap` seconds of quiet before each round (sparse arrivals: connections left idle in between)."""
     client = Client(plane)
     seconds: dict[str, list[float]] = {variant.key: [] for variant in VARIANTS}
     first: dict[str, Json] = {}
@@ -262,6 +265,7 @@ def measure(plane: ControlPlane, pods: int, warmup: int, shaped: Json) -> tuple[
     for number in range(warmup + pods):
         if number == warmup:
             before = webhook_metrics(plane)
+        time.sleep(gap)
         for variant in _rotated(number):
             body = copy.deepcopy(shaped) if variant.key == "shaped" else pod(number)
             body["metadata"]["name"] = f"{variant.key}-{number}"
@@ -286,7 +290,7 @@ def measure(plane: ControlPlane, pods: int, warmup: int, shaped: Json) -> tuple[
     return seconds, calls
 
 
-def run(version: str, pods: int, warmup: int) -> Json:
+def run(version: str, pods: int, warmup: int, gap: float = 0.0) -> Json:
     with tempfile.TemporaryDirectory(prefix="entra-bench-apiserver-") as temp:
         workdir = Path(temp)
         print(f"[bench-apiserver] starting Kubernetes {version}", file=sys.stderr, flush=True)
@@ -316,7 +320,7 @@ def run(version: str, pods: int, warmup: int) -> Json:
                 apply(plane, webhook_configuration("entra-bench", served.url + "/mutate", ca, version=plane.version))
                 apply(plane, _fixed_configuration(plane, fixed_server.url, ca))
                 print(f"[bench-apiserver] {pods} Pods of each kind, interleaved", file=sys.stderr, flush=True)
-                seconds, calls = measure(plane, pods, warmup, shaped)
+                seconds, calls = measure(plane, pods, warmup, shaped, gap)
                 log = served.logs()
             served_version = plane.server_version()["gitVersion"]
         finally:
@@ -325,6 +329,7 @@ def run(version: str, pods: int, warmup: int) -> Json:
         "version": served_version,
         "pods": pods,
         "warmup": warmup,
+        "gap": gap,
         "seconds": seconds,
         "api_server_calls": calls,
         "admissions": admissions(log),
@@ -402,7 +407,8 @@ def lines(result: Json) -> list[str]:
     figures = summary(result)
     rows = [
         f"API server {result['version']}: {result['pods']} Pod creations of each kind (after {result['warmup']} "
-        "warm-up rounds), interleaved in rotating order, one keep-alive connection; POST .../pods round trip",
+        "warm-up rounds), interleaved in rotating order, one keep-alive connection; POST .../pods round trip"
+        + (f"; {result['gap']:g} s of quiet before each round" if result.get("gap") else ""),
         f"  {'':<26}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}",
     ]
     for variant in VARIANTS:
@@ -458,10 +464,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pods", type=int, default=int(os.environ.get("BENCH_PODS", "300")))
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--version", default=os.environ.get("K8S", "1.36").split(",")[-1])
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds of quiet before each round (sparse Pods)")
     args = parser.parse_args(argv)
-    result = run(args.version, args.pods, args.warmup)
+    result = run(args.version, args.pods, args.warmup, args.gap)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"apiserver-{args.version}.json"
+    path = RESULTS / f"apiserver-{args.version}{'-gap' if args.gap else ''}.json"
     path.write_text(json.dumps({**result, "summary": summary(result)}, indent=2) + "\n", encoding="utf-8")
     print("\n".join(lines(result)))
     print(f"\nraw samples: {path}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import uvicorn
 
+KEEP_ALIVE_SECONDS = 120  # webhook.injector.server's (not imported: the baseline loads none of our server)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline_server")
@@ -41,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         workers=1,
     )
     uvicorn.Server(config).run()

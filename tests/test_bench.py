@@ -188,3 +188,10 @@ def test_the_first_difference_of_two_pods_is_named_by_its_path() -> None:
     other = {"spec": {"containers": [{"name": "a", "env": [2]}], "x": 1}}
     assert apiserver.first_difference(one, other) == "/spec/containers/0/env/0: 1 vs 2"
     assert apiserver.first_difference({"a": 1}, {}) == "/a: 1 vs null"
+
+
+def test_the_baseline_server_keeps_connections_alive_as_long_as_ours() -> None:
+    from bench import baseline_server
+    from webhook.injector import server
+
+    assert baseline_server.KEEP_ALIVE_SECONDS == server.KEEP_ALIVE_SECONDS
