@@ -207,27 +207,34 @@ def _fixed_configuration(plane: ControlPlane, url: str, ca: bytes) -> Json:
     return configuration
 
 
-_METRIC = re.compile(r"^apiserver_admission_webhook_admission_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$")
+# The API server's own histograms of its mutating admission steps, read by the `name` label: the
+# webhook calls (building the review, the round trip, applying and decoding the patch), the built-in
+# plugins (`plugin:ServiceAccount`), and the webhooks' matchConditions (`conditions:NAME`).
+_HISTOGRAMS = {
+    "apiserver_admission_webhook_admission_duration_seconds": "",
+    "apiserver_admission_controller_admission_duration_seconds": "plugin:",
+    "apiserver_admission_match_condition_evaluation_seconds": "conditions:",
+}
+_METRIC = re.compile(r"^([a-z_]+)_(sum|count)\{([^}]*)\} (\S+)$")
 
 
-def webhook_metrics(plane: ControlPlane) -> dict[str, tuple[float, float]]:
+def admission_metrics(plane: ControlPlane) -> dict[str, tuple[float, float]]:
     status, text = plane.request("GET", "/metrics", timeout=30)
     if status != 200 or not isinstance(text, str):
         raise RuntimeError(f"GET /metrics answered {status}")
-    return webhook_calls(text)
+    return admission_steps(text)
 
 
-def webhook_calls(text: str) -> dict[str, tuple[float, float]]:
-    """(calls, seconds) per webhook name, from the API server's own histogram of its webhook calls
-    (each call: building the review, the HTTP round trip, applying and decoding the patch)."""
+def admission_steps(text: str) -> dict[str, tuple[float, float]]:
+    """(count, seconds) of each mutating admission step the API server timed, by its key."""
     found: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
     for line in text.splitlines():
         match = _METRIC.match(line)
-        if match and 'type="admit"' in match[2]:
-            name = re.search(r'name="([^"]*)"', match[2])
+        if match and match[1] in _HISTOGRAMS and 'type="admit"' in match[3]:
+            name = re.search(r'name="([^"]*)"', match[3])
             if name:
-                found[name[1]][0 if match[1] == "count" else 1] += float(match[3])
-    return {name: (calls, seconds) for name, (calls, seconds) in found.items()}
+                found[_HISTOGRAMS[match[1]] + name[1]][0 if match[2] == "count" else 1] += float(match[4])
+    return {key: (count, seconds) for key, (count, seconds) in found.items()}
 
 
 def first_difference(one: Any, other: Any, path: str = "") -> str | None:
@@ -264,7 +271,7 @@ def measure(
     before: dict[str, tuple[float, float]] = {}
     for number in range(warmup + pods):
         if number == warmup:
-            before = webhook_metrics(plane)
+            before = admission_metrics(plane)
         time.sleep(gap)
         for variant in _rotated(number):
             body = copy.deepcopy(shaped) if variant.key == "shaped" else pod(number)
@@ -279,7 +286,7 @@ def measure(
         if first[variant.key] != first["shaped"]:
             where = first_difference(first[variant.key], first["shaped"])
             raise RuntimeError(f"the {variant.key} Pod is not the pre-shaped one: they differ at {where}")
-    after = webhook_metrics(plane)
+    after = admission_metrics(plane)
     calls = {
         name: {
             "calls": after[name][0] - before.get(name, (0, 0))[0],

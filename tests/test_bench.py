@@ -163,8 +163,9 @@ def test_admissions_are_counted_per_pod_of_the_webhook_namespace_by_reason() -> 
     assert apiserver.admission_micros(log) == [100, 50, 120, 90]
 
 
-def test_the_api_server_s_webhook_calls_are_read_from_its_admission_histogram() -> None:
+def test_the_api_server_s_admission_steps_are_read_from_its_histograms() -> None:
     metric = "apiserver_admission_webhook_admission_duration_seconds"
+    plugin = "apiserver_admission_controller_admission_duration_seconds"
     text = "\n".join(
         [
             "# HELP apiserver_admission_webhook_admission_duration_seconds ...",
@@ -174,12 +175,15 @@ def test_the_api_server_s_webhook_calls_are_read_from_its_admission_histogram() 
             f'{metric}_count{{name="a.b.c",operation="CREATE",rejected="true",type="admit"}} 1',
             f'{metric}_sum{{name="a.b.c",operation="CREATE",rejected="true",type="admit"}} 0.002',
             f'{metric}_count{{name="v.b.c",operation="CREATE",rejected="false",type="validate"}} 9',
+            f'{plugin}_count{{name="ServiceAccount",operation="CREATE",rejected="false",type="admit"}} 6',
+            f'{plugin}_sum{{name="ServiceAccount",operation="CREATE",rejected="false",type="admit"}} 0.0003',
         ]
     )
-    calls = apiserver.webhook_calls(text)
-    assert list(calls) == ["a.b.c"]
-    assert calls["a.b.c"][0] == 4.0
-    assert calls["a.b.c"][1] == pytest.approx(0.008)
+    steps = apiserver.admission_steps(text)
+    assert sorted(steps) == ["a.b.c", "plugin:ServiceAccount"]
+    assert steps["a.b.c"][0] == 4.0
+    assert steps["a.b.c"][1] == pytest.approx(0.008)
+    assert steps["plugin:ServiceAccount"] == (6.0, pytest.approx(0.0003))
 
 
 def test_the_first_difference_of_two_pods_is_named_by_its_path() -> None:
