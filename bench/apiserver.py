@@ -2,7 +2,7 @@
 
 A real control plane (the e2e harness's etcd, kube-apiserver and kube-controller-manager, default
 Kubernetes 1.36, `K8S=1.20` for the other) and `entra-webhook serve --kubeconfig` registered with the
-shipped MutatingWebhookConfiguration. Five kinds of Pod creation, in turn, round after round (the
+shipped MutatingWebhookConfiguration. Six kinds of Pod creation, in turn, round after round (the
 order rotates each round), on one keep-alive HTTPS connection, so all see the same machine:
 
 - plain: the Pod in a namespace the webhook never sees;
@@ -13,7 +13,9 @@ order rotates each round), on one keep-alive HTTPS connection, so all see the sa
   what one call costs the API server itself (the review's encoding, TLS, applying the patch,
   re-running its built-in plugins), with no work per request on the webhook's side;
 - fixed-few: the same, with the same result written as fewer, larger ops (whole lists and maps:
-  not add-only, measured only to see whether the number of ops matters).
+  not add-only, measured only to see whether the number of ops matters);
+- fixed-bare: `fixed` without the configuration's matchConditions (1.30+; the same as `fixed`
+  on older servers), to see what evaluating them costs.
 
 Every variant's stored Pod is checked to be the same Pod (names aside) before anything is reported.
 Admissions per Pod come from our admission log and from the API server's own webhook metrics.
@@ -55,7 +57,7 @@ from webhook.core.settings import Settings
 from webhook.injector.sources.files import FileSource
 
 Json = dict[str, Any]
-PLAIN, ON, FIXED, FEW = "bench-no-webhook", "bench-webhook", "bench-fixed", "bench-fixed-few"
+PLAIN, ON, FIXED, FEW, BARE = "bench-no-webhook", "bench-webhook", "bench-fixed", "bench-fixed-few", "bench-fixed-bare"
 OURS = ("namespace.inject.entra.io", "pod.inject.entra.io")  # the shipped configuration's two webhooks
 SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -75,6 +77,7 @@ VARIANTS = (
     Variant("webhook", ON, "through ours", injected=True, hooks=OURS),
     Variant("fixed", FIXED, "fixed patch, our ops", injected=True, hooks=("many.fixed.bench",)),
     Variant("fixed-few", FEW, "fixed patch, fewer ops", injected=True, hooks=("few.fixed.bench",)),
+    Variant("fixed-bare", BARE, "fixed, no matchConditions", injected=True, hooks=("bare.fixed.bench",)),
 )
 BY_KEY = {variant.key: variant for variant in VARIANTS}
 
@@ -179,8 +182,13 @@ def _renamed(item: Json) -> Json:
 
 
 def _namespaces(plane: ControlPlane) -> None:
-    labels = {ON: {"entra.io/inject": "enabled"}, FIXED: {"bench": "fixed"}, FEW: {"bench": "few"}}
-    for name in (PLAIN, ON, FIXED, FEW):
+    labels = {
+        ON: {"entra.io/inject": "enabled"},
+        FIXED: {"bench": "fixed"},
+        FEW: {"bench": "few"},
+        BARE: {"bench": "bare"},
+    }
+    for name in (PLAIN, ON, FIXED, FEW, BARE):
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -193,16 +201,18 @@ def _namespaces(plane: ControlPlane) -> None:
 
 
 def _fixed_configuration(plane: ControlPlane, url: str, ca: bytes) -> Json:
-    """Our configuration's first webhook (same rules, selectors and conditions), twice: one per fixed
-    patch, each for its own namespace, never reinvoked (a fixed patch applies once)."""
+    """Our configuration's first webhook (same rules, selectors and conditions), once per fixed variant,
+    each for its own namespace, never reinvoked (a fixed patch applies once)."""
     configuration = webhook_configuration("zz-bench-fixed", url, ca, version=plane.version, reinvocationPolicy="Never")
     first = configuration["webhooks"][0]
     configuration["webhooks"] = []
-    for hook, path, label in (("many.fixed.bench", "many", "fixed"), ("few.fixed.bench", "few", "few")):
+    for hook, path, label in (("many", "many", "fixed"), ("few", "few", "few"), ("bare", "many", "bare")):
         webhook = copy.deepcopy(first)
-        webhook["name"] = hook
+        webhook["name"] = f"{hook}.fixed.bench"
         webhook["clientConfig"]["url"] = f"{url}/{path}"
         webhook["namespaceSelector"] = {"matchLabels": {"bench": label}}
+        if hook == "bare":
+            webhook.pop("matchConditions", None)
         configuration["webhooks"].append(webhook)
     return configuration
 
@@ -391,6 +401,7 @@ def summary(result: Json) -> dict[str, float]:
         ("call_few", "fixed-few", "shaped"),
         ("ours_over_fixed", "webhook", "fixed"),
         ("few_over_many", "fixed-few", "fixed"),
+        ("conditions", "fixed", "fixed-bare"),
     ):
         figures[f"{label}_median_of_pairs_ms"] = median(_differences(result, minuend, subtrahend)) * 1e3
     figures["creation_ratio_p50"] = figures["webhook_p50_ms"] / figures["plain_p50_ms"]
@@ -434,6 +445,7 @@ def lines(result: Json) -> list[str]:
         ("our webhook over the limit (ours - pre-shaped)", "added"),
         ("a call doing nothing per request (fixed - pre-shaped)", "call"),
         (f"{few} ops instead of {many} (fixed-few - fixed)", "few_over_many"),
+        ("the matchConditions (fixed - fixed-bare)", "conditions"),
         ("our server's own share (ours - fixed)", "ours_over_fixed"),
     ):
         rows.append(f"    {label:<56}{figures[f'{key}_median_of_pairs_ms']:7.2f}")

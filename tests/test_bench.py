@@ -78,11 +78,13 @@ def test_the_api_server_figures_are_differences_of_percentiles_of_the_same_run()
         "webhook": [0.004, 0.005, 0.006, 0.007],
         "fixed": [0.003, 0.004, 0.005, 0.006],
         "fixed-few": [0.003, 0.004, 0.005, 0.006],
+        "fixed-bare": [0.0025, 0.0035, 0.0045, 0.0055],
     }
     calls = {
         "namespace.inject.entra.io": {"calls": 4.0, "seconds": 0.008},
         "many.fixed.bench": {"calls": 4.0, "seconds": 0.004},
         "few.fixed.bench": {"calls": 4.0, "seconds": 0.004},
+        "bare.fixed.bench": {"calls": 4.0, "seconds": 0.004},
     }
     result = {
         "version": "v1.36.3",
@@ -102,6 +104,7 @@ def test_the_api_server_figures_are_differences_of_percentiles_of_the_same_run()
     assert figures["added_median_of_pairs_ms"] == pytest.approx(2.0)
     assert figures["bigger_pod_median_of_pairs_ms"] == pytest.approx(1.0)
     assert figures["creation_ratio_p50"] == pytest.approx(5.5 / 2.5)
+    assert figures["conditions_median_of_pairs_ms"] == pytest.approx(0.5)
     assert figures["webhook_calls_per_pod"] == pytest.approx(1.0)
     assert figures["webhook_call_mean_ms"] == pytest.approx(2.0)
     assert figures["webhook_decide_p50_ms"] == pytest.approx(0.2)
