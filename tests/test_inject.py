@@ -77,7 +77,7 @@ def planned(pod: dict[str, Any], version: tuple[int, int] = (1, 36), **options: 
 
 def ops_of(result: Plan) -> list[dict[str, Any]]:
     ops: list[dict[str, Any]] = orjson.loads(result.patch.document())
-    assert len(result.patch) == len(ops)
+    assert result.patch.op_count == len(ops)
     return ops
 
 

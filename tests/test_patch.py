@@ -15,7 +15,7 @@ def test_an_add_op_is_the_op_encoded_whole() -> None:
     path, item = "/metadata/annotations/entra.io~1status", {"a": [1, "é"]}
     patch = Patch().add(path, value(item))
     assert patch.document() == orjson.dumps([{"op": "add", "path": path, "value": item}])
-    assert len(patch) == 1
+    assert patch.op_count == 1
 
 
 def test_appended_items_are_one_op_each_at_the_end_of_the_list_in_order() -> None:
@@ -23,12 +23,12 @@ def test_appended_items_are_one_op_each_at_the_end_of_the_list_in_order() -> Non
     patch = Patch().append("/spec/containers/1/env", [value(item) for item in items])
     expected = [{"op": "add", "path": "/spec/containers/1/env/-", "value": item} for item in items]
     assert patch.document() == orjson.dumps(expected)
-    assert len(patch) == 2
+    assert patch.op_count == 2
 
 
 def test_appending_nothing_writes_no_op() -> None:
     patch = Patch().append("/spec/volumes", [])
-    assert (patch.document(), len(patch)) == (b"[]", 0)
+    assert (patch.document(), patch.op_count) == (b"[]", 0)
 
 
 def test_a_run_written_before_is_taken_whole_and_counted_with_the_rest() -> None:
@@ -38,7 +38,7 @@ def test_a_run_written_before_is_taken_whole_and_counted_with_the_rest() -> None
     )
     ops = orjson.loads(patch.document())
     assert [op["path"] for op in ops] == ["/metadata/labels", "/spec/volumes/-", "/spec/volumes/-", "/spec/hostname"]
-    assert len(patch) == patch.ops().op_count == 4
+    assert patch.op_count == patch.ops().op_count == 4
 
 
 def test_a_path_needing_json_escapes_is_escaped() -> None:

@@ -135,7 +135,7 @@ def _who(pod: Mapping[str, Any], namespace: str, subject: str | None) -> str:
 def _injected(
     result: Plan, resolution: Resolved, pod: Mapping[str, Any], namespace: str, subject: str | None
 ) -> Outcome:
-    if result.reinvoked and not result.patch:
+    if result.reinvoked and not result.patch.op_count:
         # A reinvocation with nothing new to do: not news to the user.
         who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
@@ -146,4 +146,4 @@ def _injected(
         warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None
     patch = result.patch
-    return Inject(patch.document(), len(patch), warnings, reason, resolution.blueprint.ref.name, identity)
+    return Inject(patch.document(), patch.op_count, warnings, reason, resolution.blueprint.ref.name, identity)

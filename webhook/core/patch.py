@@ -31,21 +31,18 @@ class Ops(NamedTuple):
 
 
 class Patch:
-    """Collects ops in order: `document()` is the JSON Patch, `len()` how many ops it holds."""
+    """Collects ops in order: `document()` is the JSON Patch, `op_count` how many ops it holds."""
 
-    __slots__ = ("_count", "_parts")
+    __slots__ = ("_parts", "op_count")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []  # encoded ops, or runs of them
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
+        self.op_count = 0  # counted here, by every method that writes
 
     def add(self, path: str, encoded: bytes) -> Patch:
         """One op setting `path` to a value that is already JSON (`encoded.value`)."""
         self._parts.append(_head(path) + encoded + b"}")
-        self._count += 1
+        self.op_count += 1
         return self
 
     def append(self, path: str, items: Sequence[bytes]) -> Patch:
@@ -53,14 +50,14 @@ class Patch:
         if items:
             head, between = _append_heads(path)
             self._parts.append(head + between.join(items) + b"}")
-            self._count += len(items)
+            self.op_count += len(items)
         return self
 
     def extend(self, ops: Ops) -> Patch:
         """A run of ops encoded before (by another `Patch`), as they are."""
         if ops.op_count:
             self._parts.append(ops.encoded)
-            self._count += ops.op_count
+            self.op_count += ops.op_count
         return self
 
     def document(self) -> bytes:
@@ -69,7 +66,7 @@ class Patch:
 
     def ops(self) -> Ops:
         """The ops as a run another `Patch` can take whole."""
-        return Ops(b",".join(self._parts), self._count)
+        return Ops(b",".join(self._parts), self.op_count)
 
 
 # Remembered: a Pod's paths (its env lists, an annotation) repeat from Pod to Pod, and encoding one
