@@ -160,8 +160,8 @@ def test_reserved_volume_name_is_denied(config: ConfigIndex) -> None:
     assert outcome.reason == "volume-conflict"
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": volume "entra-sidecar-tmp" already exists, but entra-sidecar is '
-        "not there: the names entra-identity-token, entra-sidecar-tmp, entra-sidecar-keys are reserved for the "
-        "injector; rename the volume"
+        "not there: the names entra-identity-token, entra-sidecar-tmp, entra-sidecar-keys, "
+        "entra-sidecar-no-api-token are reserved for the injector; rename the volume"
     )
 
 

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,26 @@ def example_config(namespace: str) -> list[dict[str, Any]]:
 _numbers = itertools.count(1)
 
 
+def admissions(plane: ControlPlane, webhook: Served, namespace: str, name: str) -> list[str]:
+    """The reasons of our admissions of Pod `name` (not dry runs), once every line logged so far is
+    written: a dry-run marker Pod goes through the webhook after it, and the log is written in order."""
+    marker = f"marker-{next(_numbers)}"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": marker, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": "example.com/marker:1"}]},
+    }
+    create(plane, document, "--dry-run=server")
+    deadline = time.monotonic() + 30
+    while marker not in webhook.logs():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the webhook logged no admission of {marker} within 30s")
+        time.sleep(0.05)
+    records = [json.loads(line) for line in webhook.logs().splitlines() if '"msg":"admission"' in line]
+    return [r["reason"] for r in records if (r["namespace"], r["pod"], r["dry_run"]) == (namespace, name, False)]
+
+
 def opt_in(plane: ControlPlane, name: str) -> None:
     """Namespace `name`, labelled `entra.io/inject=enabled`, once Pods can be created in it (its default
     service account exists)."""
@@ -199,8 +220,6 @@ def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
 
 def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> None:
     """ServiceAccount admission refuses Pods until the account exists (and, before 1.24, its token Secret)."""
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status, body = plane.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
