@@ -3,9 +3,9 @@
 `ENTRA_WEBHOOK_IMAGE=localhost/entra-agent-webhook:0.1.0` (what `make e2e-image` sets) switches every process
 the tests start (`tests.servers.serve`, the e2e controller) to the image, run as the chart deploys it: as uid
 65532, on a read-only root, with an empty writable /tmp (the chart's emptyDir), on the host's network. The
-harness's files (certificates, kubeconfigs, tokens) are bind-mounted at their own paths, and the container's
-uid 65532 is the harness's own user in a user namespace, so it reads them as a Pod reads its Secret volumes.
-Root-owned 0600 files stay unreadable to any other uid, which the chart's fsGroup makes them in a Pod.
+harness's files (certificates, kubeconfigs, tokens: the pytest run's temporary directory) are bind-mounted
+at their own paths. They are the harness's own, some 0600; in a Pod the kubelet makes such files readable
+to uid 65532 (fsGroup), here a user namespace does: the container's uid 65532 is the harness's user.
 
 There is no container runtime here (podman's `run` needs cgroups this sandbox lacks): one working container
 per test session (`buildah from`), its root bind-mounted read-only, and every process a `buildah run
@@ -55,19 +55,36 @@ def buildah(*args: str) -> str:
     return subprocess.run([BUILDAH, *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid`'s line of descendants, outermost first: under `buildah run`, its helpers and then the process
+    in the container. A child is listed under the thread that started it, and buildah's are Go threads."""
+    line: list[int] = []
+    while True:
+        children = []
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    children += [int(child) for child in task.joinpath("children").read_text().split()]
+        if not children:
+            return line
+        pid = min(children)
+        line.append(pid)
+
+
+def innermost(pid: int) -> int:
+    return [pid, *descendants(pid)][-1]
+
+
 class ImageProcess(subprocess.Popen[str]):
-    """A `buildah run`: a signal goes to the process in the container (buildah would not pass it on), so a
-    SIGTERM is the graceful stop it is in a Pod."""
+    """A `buildah run`. Signals go to the process in the container (buildah would not pass them on), so a
+    SIGTERM is the graceful stop it is in a Pod; a SIGKILL takes the whole line, as it takes a venv's
+    process, so nothing outlives it and the exit status is the same."""
 
     def send_signal(self, sig: int) -> None:
-        target = self.pid
-        with contextlib.suppress(OSError, ValueError):
-            while children := Path(f"/proc/{target}/task/{target}/children").read_text().split():
-                target = int(children[0])
-        try:
-            os.kill(target, sig)
-        except ProcessLookupError:
-            super().send_signal(sig)
+        line = [self.pid, *descendants(self.pid)]
+        for pid in reversed(line) if sig == signal.SIGKILL else line[-1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -116,14 +133,17 @@ class Session:
 
 
 def mounted(args: Sequence[str]) -> list[str]:
-    """The directories the container needs: those holding each existing absolute path in `args`, outermost
-    only. They must lie under /tmp (the harness's temporary directories), which is the emptyDir in the
-    container, so their mount points never touch the read-only root."""
+    """The directories the container needs for the paths in `args`: a path in a pytest run's temporary
+    directory brings the whole of it (a kubeconfig names certificates beside it), any other its own
+    directory. They must lie under /tmp, which is the emptyDir in the container, so their mount points
+    never touch the read-only root."""
     found = set()
     for arg in args:
         path = Path(arg.partition("=")[2] if arg.startswith("--") else arg)
         if path.is_absolute() and path.exists():
             directory = path if path.is_dir() else path.parent
+            run = next((d for d in directory.parents if d.parent.name.startswith("pytest-of-")), None)
+            directory = run or directory
             if not directory.is_relative_to("/tmp"):
                 raise ValueError(f"image mode mounts paths under /tmp only, not {directory}")
             found.add(directory)
@@ -149,6 +169,11 @@ def remove_stale() -> None:
 
 
 _current: list[Session] = []
+
+
+def root() -> Path:
+    """The image's root filesystem (read-only), as this test run's container holds it."""
+    return Path(_session().rootfs)
 
 
 def _session() -> Session:
