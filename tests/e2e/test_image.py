@@ -47,12 +47,12 @@ def test_the_controller_provisions_from_the_image_as_uid_65532_on_a_read_only_ro
 ) -> None:
     workload_blueprint(cluster, namespace)
     with controller(cluster, namespace) as running:
+        eventually(lambda: "leading" in running.logs())
         command, uid_map, root, capabilities = confinement(running.process)
         assert command.startswith("/opt/venv/bin/python /opt/venv/bin/entra-webhook controller ")
         assert f"{UID} 0 1" in uid_map
         assert "ro" in root
         assert int(capabilities, 16) == 0
-        eventually(lambda: "leading" in running.logs())
         apply(cluster.plane, managed(cluster, namespace, "from-the-image"))
         assert wait_ready(cluster.plane, namespace, "from-the-image")["status"]["clientId"]
 
