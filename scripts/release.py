@@ -81,7 +81,8 @@ def main() -> None:
                  sbom.write(DIST / f"{IMAGE}-{version}.cdx.json")]  # fmt: skip
     sums = write_sums(artefacts)
     for path in [*artefacts, sums]:
-        print(f"{path.relative_to(REPO_ROOT)}  {path.stat().st_size / 1e6:.1f} MB")
+        size = path.stat().st_size
+        print(f"{path.relative_to(REPO_ROOT)}  " + (f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"))
 
 
 if __name__ == "__main__":
