@@ -52,7 +52,7 @@ inputs() {
   } | sha256sum | cut -c1-32
 }
 key=$(inputs)
-# What this store built last: "KEY IMAGE-ID" (buildah's layer cache reuses an image without new annotations).
+# What this store built last: "KEY IMAGE-ID".
 marker="$IMAGE_STORE/$NAME-$version.inputs"
 built() {
   local recorded id
@@ -73,14 +73,17 @@ if ! built; then
     printf '%s %s\n' "$key" "$(bah inspect --type image --format '{{.FromImageID}}' "$image")" >"$marker"
     log "built in $((SECONDS - started))s"
     bah rmi --prune >/dev/null 2>&1 || true # the image this one replaces (unless a container still uses it)
-    rm -f "$archive"
   )
 fi
 
-if [[ ! -s "$archive" ]]; then
+# The archive is rewritten whenever the image it was written from is not this one.
+image_id=$(bah inspect --type image --format '{{.FromImageID}}' "$image")
+if [[ ! -s "$archive" || "$(cat "$archive.id" 2>/dev/null)" != "$image_id" ]]; then
   mkdir -p dist
+  rm -f "$archive" "$archive.id"
   bah push --quiet "$image" "oci-archive:$archive.new:$NAME:$version" >&2
   mv "$archive.new" "$archive"
+  printf '%s\n' "$image_id" >"$archive.id"
   log "wrote $archive ($(du -h "$archive" | cut -f1))"
 fi
 base_layers=$(bah inspect --type image --format '{{len .OCIv1.RootFS.DiffIDs}}' "$base")
