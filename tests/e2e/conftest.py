@@ -27,6 +27,7 @@ from tests.e2e.controlplane import (
     parse_version,
     start_control_plane,
 )
+from tests.image import IMAGE
 from tests.servers import Served, make_certs, serve
 from webhook.injector.certs import ca_bundle
 
@@ -36,9 +37,10 @@ WEBHOOK_CONFIG = "entra-e2e"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test here is e2e; one marked `kubernetes(since="1.25")` runs only on versions that have the feature.
+    """Every test here is e2e; one marked `kubernetes(since="1.25")` runs only on versions that have the feature,
+    one marked `image` only against the image (ENTRA_WEBHOOK_IMAGE).
 
-    Those on older versions are deselected (and counted as such), not skipped: the feature does not exist there.
+    The others are deselected (and counted as such), not skipped: the feature, or the image, is not there.
     """
     here = Path(__file__).parent
     kept, dropped = [], []
@@ -48,7 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("kubernetes")
         callspec = getattr(item, "callspec", None)
         version = callspec.params.get("control_plane") if callspec else None
-        if marker and version and parse_version(version) < parse_version(marker.kwargs["since"]):
+        too_old = marker and version and parse_version(version) < parse_version(marker.kwargs["since"])
+        if too_old or (item.get_closest_marker("image") and not IMAGE):
             dropped.append(item)
         else:
             kept.append(item)
