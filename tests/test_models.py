@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import resource
-from webhook.common.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
+from webhook.common.models import (
+    MESSAGE_LIMIT,
+    AgentBlueprint,
+    AgentIdentity,
+    Condition,
+    InvalidObject,
+    NotConfig,
+    parse_object,
+)
 
 GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
 
@@ -202,13 +210,47 @@ def test_the_status_the_controller_wrote_gives_the_id_and_readiness() -> None:
     document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
     document["status"] = {
         "clientId": GUID.upper(),
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "m" * 500}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "created in Entra"}],
     }
     parsed = parse_object(document)
     assert isinstance(parsed, AgentIdentity)
     assert (parsed.client_id, parsed.ready) == (GUID, True)
+    assert parsed.status.ready == Condition("True", "Provisioned", "created in Entra")
+
+
+def test_a_long_condition_message_loses_its_middle_never_the_fix_at_its_end() -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    said = "Graph answered " + "details of the failure " * 100 + "then gave up: grant the blueprint AgentIdentity.X"
+    document["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": said}]}
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
     assert parsed.status.ready is not None
-    assert len(parsed.status.ready.message) == 300
+    message = parsed.status.ready.message
+    assert len(message) <= MESSAGE_LIMIT
+    assert message.startswith("Graph answered details of the failure")
+    assert message.endswith("then gave up: grant the blueprint AgentIdentity.X")
+    assert " … " in message
+    head, tail = message.split(" … ")
+    assert set(head.split()) <= set(said.split())  # cut between words, not inside one
+    assert set(tail.split()) <= set(said.split())
+
+
+def test_a_condition_message_as_long_as_the_controller_writes_is_kept_whole() -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    said = "x " * 400 + "fix: do this"
+    document["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": said}]}
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
+    assert parsed.status.ready is not None
+    assert parsed.status.ready.message == said
+
+
+def test_invalid_values_are_quoted_bounded_and_every_problem_is_counted() -> None:
+    spec = {"blueprint": "sales", "clientId": "g" * 100_000, "sponsors": [{"kind": "Robot", "id": "x"}] * 20}
+    message = invalid(identity(spec))
+    assert len(message) < 2000
+    assert "spec.clientId: must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc, got 'ggg" in message
+    assert message.endswith("; and 31 more problems")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from webhook.common.names import is_object_name
-from webhook.common.text import clip
+from webhook.common.text import QUOTE_LIMIT, clip, elide, quoted
 
 GROUP = "entra.io"
 VERSION = "v1alpha1"
@@ -39,8 +39,13 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$")
 
 
+def _shown(value: object) -> str:
+    """A value quoted in a message, bounded whatever its size (anyone who may write a resource chose it)."""
+    return quoted(value) if isinstance(value, str) else clip(repr(value), QUOTE_LIMIT)
+
+
 def _fail(kind: str, message: str, value: object) -> PydanticCustomError:
-    return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": repr(value)})
+    return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": _shown(value)})
 
 
 def _guid(value: str) -> str:
@@ -203,7 +208,7 @@ class Sponsor(_Spec):
 
 def _display_name(value: str) -> str:
     if not value.strip() or len(value) > MAX_DISPLAY_NAME:
-        raise _fail("display_name", f"must hold 1 to {MAX_DISPLAY_NAME} characters", value[:80])
+        raise _fail("display_name", f"must hold 1 to {MAX_DISPLAY_NAME} characters", value)
     return value
 
 
@@ -246,7 +251,9 @@ class IdentitySpec(_Spec):
 
 
 READY = "Ready"
-MESSAGE_LIMIT = 300  # a condition's message as quoted in a denial
+# A condition's message as quoted in a denial: the controller writes at most this much, and a longer one (written
+# by someone else) loses its middle, never the fix at its end.
+MESSAGE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +283,7 @@ class IdentityStatus:
                 ready = Condition(
                     str(item.get("status", "Unknown"))[:20],
                     str(item.get("reason", ""))[:80],
-                    clip(str(item.get("message", "")), MESSAGE_LIMIT - 1),
+                    elide(str(item.get("message", "")), MESSAGE_LIMIT),
                 )
         return cls(client_id.lower() if valid and isinstance(client_id, str) else None, ready)
 
@@ -366,6 +373,9 @@ def parse_resource(kind: str, raw: Mapping[str, Any]) -> ConfigObject:
     return parse_object({**raw, "apiVersion": API_VERSION, "kind": kind})
 
 
+PROBLEM_LIMIT = 10  # problems named in one message; the rest are counted
+
+
 def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -> str:
     """One clause per problem: the field path in Kubernetes spelling, then what is wrong and allowed."""
     problems = []
@@ -378,19 +388,21 @@ def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -
         elif item["type"] == "extra_forbidden":
             message = f"is not a known field (allowed: {', '.join(_fields_at(model, loc[:-1]))})"
         elif item["type"] in {"model_type", "model_attributes_type", "dict_type"}:
-            message = f"must be a mapping, got {item['input']!r}"
+            message = f"must be a mapping, got {_shown(item['input'])}"
         elif item["type"] in {"tuple_type", "list_type"}:
-            message = f"must be a list, got {item['input']!r}"
+            message = f"must be a list, got {_shown(item['input'])}"
         elif item["type"] in {"literal_error", "string_type", "int_type", "bool_type"}:
-            message = f"{message}, got {item['input']!r}"
+            message = f"{message}, got {_shown(item['input'])}"
         problems.append(f"{path}: {message}")
-    return "; ".join(problems)
+    shown = problems[:PROBLEM_LIMIT]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more problem{'s' if more > 1 else ''}" if more else "")
 
 
 def _path_part(part: int | str) -> str:
     if isinstance(part, int):
         return f"[{part}]"
-    return " (the name)" if part == "[key]" else f".{part}"
+    return " (the name)" if part == "[key]" else f".{clip(part)}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
