@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.report import RESULTS
 from bench.stats import median, percentile
-from tests.e2e.conftest import CRDS, apply, example_config, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import apply, apply_crds, example_config, wait_for_service_account, webhook_configuration
 from tests.e2e.controlplane import ControlPlane, build_binaries, start_control_plane
 from tests.servers import make_certs, serve
 
@@ -110,8 +110,7 @@ def run(version: str, pods: int, warmup: int) -> dict[str, Any]:
         print(f"[bench-apiserver] starting Kubernetes {version}", file=sys.stderr, flush=True)
         plane = start_control_plane(build_binaries(version), workdir / "control-plane", version)
         try:
-            plane.kubectl("apply", "-f", str(CRDS))
-            plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            apply_crds(plane)
             certs = make_certs(workdir / "certs")
             with serve(certs, workdir, "--kubeconfig", str(plane.kubeconfig)) as served:
                 ca = (certs / "ca.crt").read_bytes()

@@ -112,9 +112,9 @@ def test_blueprint_with_neither_ids_nor_env_from_is_denied() -> None:
     outcome = denied(ConfigIndex.of([blueprint]), pod({"entra.io/blueprint": "empty"}))
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": entra.io/blueprint names "empty", but AgentBlueprint "empty" in '
-        'namespace "agents" is invalid: spec: needs tenantId, clientId and credential, or envFrom naming a '
-        "ConfigMap/Secret that holds the AzureAd__* settings (missing: tenantId, clientId, credential): fix the "
-        "AgentBlueprint"
+        'namespace "agents" is invalid: spec: set spec.tenantId, spec.clientId and spec.credential, or spec.envFrom '
+        "naming a ConfigMap or Secret that holds the AzureAd__* settings (missing: tenantId, clientId, credential): "
+        "fix the AgentBlueprint"
     )
 
 

@@ -44,6 +44,25 @@ def _shown(value: object) -> str:
     return quoted(value) if isinstance(value, str) else clip(repr(value), QUOTE_LIMIT)
 
 
+# What the CRDs' CEL rules (Kubernetes 1.25+) refuse, in the same words (tests/test_crds.py holds them
+# together): older servers accept such a resource, and Pods naming it are denied with the fix.
+UNNAMED_IDENTITY = "set spec.clientId (an existing agent identity) or spec.sponsors (to have one created)"
+INCOMPLETE_BLUEPRINT = (
+    "set spec.tenantId, spec.clientId and spec.credential, or spec.envFrom naming a ConfigMap or Secret that "
+    "holds the AzureAd__* settings"
+)
+ONE_CREDENTIAL = (
+    "set exactly one of spec.credential.workloadIdentity (a projected service-account token; an empty object "
+    "takes the defaults) or spec.credential.clientSecret (a Secret's name and key)"
+)
+ONE_ENV_FROM_SOURCE = "set exactly one of configMapRef or secretRef in each spec.envFrom entry"
+API_NAME = (
+    "a downstream API name starts with a letter and holds only letters, digits, '-' and single '_' (it becomes "
+    "part of the sidecar's env var names and URL paths)"
+)
+GROUP_SPONSORS = "at most 5 sponsors may be groups (Entra's limit); list users instead"
+
+
 def _fail(kind: str, message: str, value: object) -> PydanticCustomError:
     return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": _shown(value)})
 
@@ -68,7 +87,7 @@ def _secret_key(value: str) -> str:
 
 def _api_name(value: str) -> str:
     if not _API_NAME.fullmatch(value):
-        raise _fail("api_name", "must start with a letter and hold only letters, digits, '-' and single '_'", value)
+        raise _fail("api_name", API_NAME, value)
     return value
 
 
@@ -133,7 +152,7 @@ class Credential(_Spec):
     @_model_validator(mode="after")
     def _exactly_one(self) -> Credential:
         if (self.workload_identity is None) == (self.client_secret is None):
-            raise PydanticCustomError("one_credential", "must set exactly one of workloadIdentity or clientSecret")
+            raise PydanticCustomError("one_credential", ONE_CREDENTIAL)
         return self
 
 
@@ -158,7 +177,7 @@ class EnvFromSource(_Spec):
     @_model_validator(mode="after")
     def _exactly_one(self) -> EnvFromSource:
         if (self.config_map_ref is None) == (self.secret_ref is None):
-            raise PydanticCustomError("one_ref", "must set exactly one of configMapRef or secretRef")
+            raise PydanticCustomError("one_ref", ONE_ENV_FROM_SOURCE)
         return self
 
 
@@ -187,8 +206,7 @@ class BlueprintSpec(_Spec):
         if missing:
             raise PydanticCustomError(
                 "incomplete",
-                "needs tenantId, clientId and credential, or envFrom naming a ConfigMap/Secret that holds "
-                "the AzureAd__* settings (missing: {missing})",
+                INCOMPLETE_BLUEPRINT + " (missing: {missing})",
                 {"missing": ", ".join(missing)},
             )
         return self
@@ -227,8 +245,7 @@ class IdentitySpec(_Spec):
         if self.client_id is None and not self.sponsors:
             raise PydanticCustomError(
                 "unnamed",
-                "needs clientId (an agent identity that exists in Entra) or sponsors (user or group object ids, "
-                "to have the controller create one)",
+                UNNAMED_IDENTITY,
             )
         if len(self.sponsors) > MAX_SPONSORS:
             raise PydanticCustomError(
@@ -240,7 +257,7 @@ class IdentitySpec(_Spec):
         if groups > MAX_GROUP_SPONSORS:
             raise PydanticCustomError(
                 "sponsors",
-                "sponsors: at most {limit} groups (Entra's limit), got {count}",
+                "sponsors: " + GROUP_SPONSORS + " (got {count})",
                 {"limit": MAX_GROUP_SPONSORS, "count": groups},
             )
         return self
