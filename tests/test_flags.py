@@ -14,7 +14,7 @@ import webhook
 from scripts import render_settings
 from webhook.cli import build_parser, main
 
-COMMANDS = ["serve", "inject", "controller", "certs"]
+COMMANDS = ["serve", "inject", "controller", "certs", "check", "entra-commands"]
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:

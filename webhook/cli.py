@@ -1,4 +1,5 @@
-"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint), `controller` and `certs`."""
+"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint), `controller`, `check`, `entra-commands`
+and `certs`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import jsonpatch
 
 from webhook import __version__
 from webhook.common.errors import UsageError
-from webhook.common.kubeapi import api_client, api_errors, describe_api_error
+from webhook.common.kubeapi import api_client, api_errors, describe_api_error, list_objects
 from webhook.common.models import ObjectRef
 from webhook.common.settings import Flags, SettingsError
 from webhook.controller.settings import ENV_PREFIX as CONTROLLER_PREFIX
@@ -27,6 +28,8 @@ from webhook.core.workloads import find_templates
 from webhook.injector.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
 from webhook.injector.options import ServeOptions
 from webhook.injector.sources.files import FileSource, SourceError, config_objects
+from webhook.ops.check import check_flags, run_check
+from webhook.ops.entra import entra_flags, run_entra_commands
 
 
 def _server_version(text: str) -> tuple[int, int]:
@@ -96,6 +99,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Flags]]:
     )
     controller.model(ControllerSettings, CONTROLLER_PREFIX)
 
+    check_flags(
+        command("check", "check an install from a kubeconfig, and what happens to a namespace's or a file's Pods")
+    )
+    entra_flags(
+        command("entra-commands", "print the az rest commands an Entra admin runs for the cluster's blueprints")
+    )
+
     certs = command("certs", "make a CA and a serving certificate (ca.crt, ca.key, tls.crt, tls.key)")
     certs.add("--out", type=Path, required=True, metavar="DIR", help="directory to write the four files to",
               default_text=None)  # fmt: skip
@@ -123,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.controller.run import run_controller
 
             return run_controller(args)
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "entra-commands":
+            return run_entra_commands(args)
         return run_certs(args)
     except (UsageError, SettingsError, SourceError, DocumentError, OSError) as error:
         print(f"entra-webhook {args.command}: {error}", file=sys.stderr)
@@ -173,7 +187,7 @@ def run_inject(args: argparse.Namespace) -> int:
 
 def _cluster_config(kubeconfig: Path) -> tuple[ConfigIndex, tuple[int, int] | None]:
     """The cluster's AgentBlueprints and AgentIdentities as they are now, and its version, as the webhook sees them."""
-    from webhook.injector.sources.cluster import list_objects, server_version
+    from webhook.injector.sources.cluster import server_version
 
     api = api_client(kubeconfig, "pass a working kubeconfig, or --config PATH to read them from files")
     try:

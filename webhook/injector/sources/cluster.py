@@ -27,7 +27,6 @@ from webhook.common.models import (
     NotConfig,
     ObjectRef,
     parse_object,
-    parse_resource,
 )
 from webhook.common.watch import Follower
 from webhook.core.index import ConfigIndex
@@ -137,26 +136,6 @@ class ClusterSource:
     def _update(self, change: Callable[[ConfigIndex], ConfigIndex]) -> None:
         with self._lock:
             self._index = change(self._index)
-
-
-def list_objects(api: client.ApiClient, namespace: str | None = None, timeout: float = 30) -> list[ConfigObject]:
-    """Every AgentBlueprint and AgentIdentity (of one namespace, or all) as the cluster has them now: one list
-    each, for a command that reads the configuration once (`inject --kubeconfig`, `check`)."""
-    objects = client.CustomObjectsApi(api)
-    found: list[ConfigObject] = []
-    for kind in KINDS:
-        if namespace is None:
-            listed = objects.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], _request_timeout=timeout)
-        else:
-            listed = objects.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], _request_timeout=timeout
-            )
-        for raw in listed.get("items", []):
-            try:
-                found.append(parse_resource(kind, raw))
-            except NotConfig as error:
-                log.warning("ignored: %s", error)
-    return found
 
 
 def server_version(api: client.ApiClient) -> tuple[int, int]:
