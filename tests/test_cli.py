@@ -88,7 +88,8 @@ def test_a_malformed_server_version_is_a_usage_error(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exit_:
         main(["inject", "-f", str(WORKLOADS / "pod.yaml"), "--server-version", "latest"])
     assert exit_.value.code == 2
-    assert "--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "argument --server-version: wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in said
 
 
 def test_v1_list_items_are_each_injected_and_others_pass_through(capsys: pytest.CaptureFixture[str]) -> None:

@@ -154,3 +154,25 @@ def test_version_prints_the_package_version() -> None:
         [sys.executable, "-m", "webhook.cli", "--version"], capture_output=True, text=True, check=False
     )
     assert (result.returncode, result.stdout) == (0, f"entra-webhook {webhook.__version__}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--server-version", "latest"], "entra-webhook serve: argument --server-version: wants MAJOR.MINOR"),
+        (["check", "--timeout", "soon"], "entra-webhook check: argument --timeout: invalid float value: 'soon'"),
+        (["entra-commands", "--directory-permission", "All"], "argument --directory-permission: invalid choice"),
+        (["inject"], "entra-webhook inject: the following arguments are required: -f/--file"),
+        (["serve", "--cert-file", "x", "--key-file", "y", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_bad_flag_ends_in_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert err.rstrip().endswith("--help)")

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonpatch
 
@@ -36,7 +36,7 @@ def _server_version(text: str) -> tuple[int, int]:
     try:
         return parse_server_version(text)
     except SettingsError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--server-version ")) from None
 
 
 def _version_flag(flags: Flags, default_text: str) -> None:
@@ -58,11 +58,18 @@ def _config_flag(flags: Flags, help: str) -> None:
     flags.add("--config", action="append", type=Path, default=[], metavar="PATH", help=help, default_text="none")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag or value ends in one line naming it, and exit status 2 (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Flags]]:
     """The parser, and each command's flags as `--help` and docs/reference/settings.md show them."""
-    parser = argparse.ArgumentParser(prog="entra-webhook", description=__doc__)
+    parser = _Parser(prog="entra-webhook", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     flags: dict[str, Flags] = {}
 
     def command(name: str, help: str) -> Flags:

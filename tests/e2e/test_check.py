@@ -651,3 +651,35 @@ def test_inject_reads_the_blueprints_and_identities_from_the_cluster(
     assert sidecars[0]["name"] == "entra-sidecar"
     app = next(c for c in spec["containers"] if c["name"] == "app")
     assert {"name": "AGENT_IDENTITY_APP_ID", "value": "f3897825-fd03-45f5-90eb-fdbf26135650"} in app["env"]
+
+
+def test_entra_commands_reads_the_blueprints_status_and_the_controller_s_directory_app_from_the_cluster(
+    control_plane: ControlPlane,
+) -> None:
+    directory = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+    with fresh_namespace(control_plane, "entra") as ns, fresh_namespace(control_plane, "entra-system") as system:
+        apply(control_plane, *unmanaged_config(ns))
+        subject = f"system:serviceaccount:{ns}:sales-agent"
+        credential = {"name": "k8s", "issuer": "https://issuer.example", "subject": subject, "audience": "api://x"}
+        write_status(control_plane, "AgentBlueprint", ns, "sales", {"federatedCredentials": [credential]})
+        controller = deployment(system, "entra-webhook-controller", account="entra-webhook-controller")
+        controller["spec"]["template"]["spec"]["containers"][0]["args"] = [
+            "controller",
+            f"--directory-client-id={directory}",
+        ]
+        apply(control_plane, controller)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["entra-commands", "--kubeconfig", str(control_plane.kubeconfig), "--namespace", ns,
+                         "--controller-service-account", f"{system}:entra-webhook-controller"])  # fmt: skip
+    assert code == 0
+    script = out.getvalue()
+    assert script.splitlines()[1].endswith(f"entra-commands from the cluster at {control_plane.server}.")
+    assert (
+        f"# AgentBlueprint {ns}/sales (app 2f0e9c41-8d2b-4f6a-b1c3-0a9e8d7c6b5a): 1 federated credential(s)" in script
+    )
+    assert f'"subject": "system:serviceaccount:{ns}:sales-agent"' in script
+    assert f"# AgentBlueprint {ns}/support: not on workload identity federation" in script
+    assert f"# The directory app (app {directory}): the controller signs in as it" in script
+    assert f'"subject": "system:serviceaccount:{system}:entra-webhook-controller"' in script
+    assert '"issuer": "https://issuer.example"' in script.split("# The directory app")[1]

@@ -135,11 +135,12 @@ def directory_commands(app_id: str, permission: str, credential: Credential, gra
     grant = '{"principalId": "{directory_sp}", "resourceId": "{graph_sp}", "appRoleId": "{role}"}'
     grant_query = "value[?appRoleId=='{role}' && resourceId=='{graph_sp}'].id"
     lines = [
-        f"# The directory app (app {app_id}): the controller signs in as it, with its own service account's token,",
-        f"# for what a blueprint may not do (list agent identities, sponsors). It needs {permission} on Microsoft",
-        "# Graph, granted by an admin (Privileged Role Administrator).",
+        f"# The directory app (app {app_id}): the controller signs in as it, with its own service account's",
+        "# token, for what a blueprint may not do (list agent identities, read and change sponsors).",
+        f"# It needs {permission} on Microsoft Graph, granted by a Privileged Role Administrator.",
         f"directory_app=$(az rest --method get --url {shell(f'{v1}/applications(appId=' + repr(app_id) + ')')} "
         "--query id --output tsv)",
+        f'[ -n "$directory_app" ] || {{ echo "no app registration with app id {app_id}" >&2; exit 1; }}',
     ]
     _add_credential(lines, f"{v1}/applications/{{directory_app}}/federatedIdentityCredentials", "directory_app",
                     credential)  # fmt: skip
@@ -154,6 +155,7 @@ def directory_commands(app_id: str, permission: str, credential: Credential, gra
         "--query id --output tsv)",
         f"role=$(az rest --method get --url {shell(f'{v1}/servicePrincipals/{{graph_sp}}', 'graph_sp')} --query "
         f"{shell(role_query)} --output tsv)",
+        f'[ -n "$role" ] || {{ echo "Microsoft Graph offers no {permission} in this tenant" >&2; exit 1; }}',
         f"# {permission} on Microsoft Graph",
         f'if [ -z "$(az rest --method get --url {assignments} --query {shell(grant_query, "role", "graph_sp")} '
         '--output tsv)" ]; then',
