@@ -216,3 +216,28 @@ def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> 
             return
         time.sleep(0.1)
     raise AssertionError(f"service account {namespace}/{name} is not ready for Pods after 30s")
+
+
+def deployment(
+    namespace: str,
+    name: str,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    account: str | None = None,
+) -> dict[str, Any]:
+    """A Deployment of one app container, its Pods labelled app=NAME (and `labels`), annotated, run as `account`."""
+    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "example.com/agent:1.0"}]}
+    if account:
+        spec["serviceAccountName"] = account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, **(labels or {})}, "annotations": annotations or {}},
+                "spec": spec,
+            },
+        },
+    }

@@ -496,23 +496,20 @@ def crds_of(plane: ControlPlane) -> list[dict[str, Any]]:
 def test_values_the_chart_refuses_fail_the_install_with_a_clear_message(
     release: Release, control_plane: ControlPlane, values: list[str], message: str
 ) -> None:
+    assert_refused(release, control_plane, values, message)
+
+
+def assert_refused(release: Release, control_plane: ControlPlane, values: list[str], message: str) -> list[str]:
+    """`helm install` with `values` fails with `message`, and leaves no release and no webhook configuration."""
     sets = [arg for value in values for arg in ("--set", value)]
-    result = release.helm(
-        "install",
-        release.name,
-        str(CHART),
-        "-n",
-        release.namespace,
-        *release.helm.options(),
-        *isolating(release.name),
-        *sets,
-        check=False,
-    )
+    install = ["install", release.name, str(CHART), "-n", release.namespace, *release.helm.options()]
+    result = release.helm(*install, *isolating(release.name), *sets, check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert release.helm("list", "-n", release.namespace, "-q").stdout == ""
     hook = control_plane.kubectl("get", "mutatingwebhookconfiguration", release.fullname, check=False)
     assert "NotFound" in hook.stderr
+    return sets
 
 
 @pytest.fixture
@@ -550,23 +547,7 @@ def without_stand_ins(helm: Helm) -> Iterator[Helm]:
 def test_a_value_needing_an_api_the_cluster_does_not_serve_fails_before_anything_is_created(
     release: Release, control_plane: ControlPlane, values: list[str], message: str
 ) -> None:
-    sets = [arg for value in values for arg in ("--set", value)]
-    result = release.helm(
-        "install",
-        release.name,
-        str(CHART),
-        "-n",
-        release.namespace,
-        *release.helm.options(),
-        *isolating(release.name),
-        *sets,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert release.helm("list", "-n", release.namespace, "-q").stdout == ""
-    hook = control_plane.kubectl("get", "mutatingwebhookconfiguration", release.fullname, check=False)
-    assert "NotFound" in hook.stderr
+    sets = assert_refused(release, control_plane, values, message)
     # Offline, nothing is known of a cluster: `helm template` renders as asked.
     rendered = release.helm("template", release.name, str(CHART), *sets)
     assert "kind: MutatingWebhookConfiguration" in rendered.stdout

@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     WEBHOOK_CONFIG,
     apply,
     apply_crds,
+    deployment,
     example_config,
     wait_for_service_account,
     webhook_configuration,
@@ -315,25 +316,6 @@ def test_a_service_without_endpoints_or_with_a_certificate_of_another_ca_fails(
         f"[FAIL] Secret {namespace}/entra-webhook-tls: the serving certificate is not signed by a CA in the caBundle"
     ) in output
     assert "[FAIL] admission through the API server: the API server cannot call the webhook" in output
-
-
-def deployment(namespace: str, name: str, annotations: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None, account: str | None = None) -> dict[str, Any]:  # fmt: skip
-    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "example.com/agent:1.0"}]}
-    if account:
-        spec["serviceAccountName"] = account
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name, **(labels or {})}, "annotations": annotations or {}},
-                "spec": spec,
-            },
-        },
-    }
 
 
 def test_a_namespace_says_what_each_workload_s_pods_get_and_why(control_plane: ControlPlane, webhook: Served) -> None:
