@@ -514,14 +514,23 @@ def assert_refused(release: Release, control_plane: ControlPlane, values: list[s
 
 @pytest.fixture
 def without_stand_ins(helm: Helm) -> Iterator[Helm]:
-    """The cluster without the cert-manager and prometheus-operator APIs for one test; back afterwards."""
+    """The cluster without the cert-manager and prometheus-operator APIs for one test; back afterwards, whatever
+    happens (deleting a CRD waits for its resources to go, which a loaded machine may take a while over)."""
     plane = helm.plane
-    plane.kubectl("delete", "-f", str(STAND_IN_CRDS), "--ignore-not-found", "--wait=true", "--timeout=60s")
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(STAND_IN_CRDS.read_text()) if d]
+
+    def gone() -> bool:
+        return plane.kubectl("get", "crd", *names, "--ignore-not-found", "-o", "name").stdout == ""
+
     try:
+        plane.kubectl("delete", "-f", str(STAND_IN_CRDS), "--ignore-not-found", "--wait=false")
+        eventually(gone, timeout=180)
         yield helm
     finally:
-        plane.kubectl("apply", "-f", str(STAND_IN_CRDS))
-        plane.kubectl("wait", "--for=condition=Established", "-f", str(STAND_IN_CRDS), "--timeout=60s")
+        eventually(gone, timeout=180)
+        plane.kubectl("apply", "-f", str(STAND_IN_CRDS), timeout=120)
+        established = ("wait", "--for=condition=Established", "-f", str(STAND_IN_CRDS), "--timeout=110s")
+        plane.kubectl(*established, timeout=120)
 
 
 @pytest.mark.parametrize(
