@@ -36,6 +36,7 @@ def test_every_flag_has_help_and_says_its_default(command: str) -> None:
     text = help_of(command)
     flags = build_parser()[1][command].flags
     recorded = {name for flag in flags for name in flag.names}
+    assert [flag.names for flag in flags if not flag.help.strip()] == []  # a model field needs a description
     for action in subparsers()[command]._actions:
         if action.dest == "help":
             continue
