@@ -49,7 +49,7 @@ from bench.report import RESULTS
 from bench.servers import Certs, baseline_command, serving
 from bench.servers import free_port as any_port
 from bench.stats import median, percentile
-from tests.e2e.conftest import CRDS, apply, example_config, wait_for_service_account, webhook_configuration
+from tests.e2e.conftest import apply, apply_crds, example_config, wait_for_service_account, webhook_configuration
 from tests.e2e.controlplane import ControlPlane, build_binaries, start_control_plane
 from tests.servers import make_certs, serve
 from webhook.core.decision import Inject, decide
@@ -313,8 +313,7 @@ def run(version: str, pods: int, warmup: int, gap: float = 0.0) -> Json:
         print(f"[bench-apiserver] starting Kubernetes {version}", file=sys.stderr, flush=True)
         plane = start_control_plane(build_binaries(version), workdir / "control-plane", version)
         try:
-            plane.kubectl("apply", "-f", str(CRDS))
-            plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            apply_crds(plane)
             certs = make_certs(workdir / "certs")
             ca = (certs / "ca.crt").read_bytes()
             _namespaces(plane)

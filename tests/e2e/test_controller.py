@@ -368,8 +368,8 @@ def test_an_identity_made_invalid_and_then_deleted_is_still_deleted_in_entra(clu
     apply(plane, managed(cluster, namespace, "orphan"))
     with controller(cluster, namespace):
         client_id = wait_ready(plane, namespace, "orphan")["status"]["clientId"]
-        groups = [{"kind": "Group", "id": cluster.doubles.group()} for _ in range(6)]  # Graph takes at most 5
-        apply(plane, managed(cluster, namespace, "orphan", sponsors=groups))  # the CRD schema cannot tell
+        # A blank display name: the CRD schema (minLength 1) cannot tell, the webhook's validation can.
+        apply(plane, managed(cluster, namespace, "orphan", displayName="   "))
         wait_reason(plane, namespace, "orphan", "InvalidSpec")
         plane.kubectl("delete", "agentidentity", "orphan", "-n", namespace, "--wait=false")
         eventually(lambda: get(plane, namespace, "orphan") is None)
