@@ -264,3 +264,78 @@ def test_with_the_directory_app_a_second_identity_carrying_the_marker_is_deleted
     assert (reason, warning) == ("DuplicateDeleted", True)
     assert message.startswith(f"deleted agent identity {late.id}, a second one carrying this resource's marker")
     assert cluster.writes == []  # nothing else to write: Ready and Synced hold
+
+
+# -- identities the controller does not manage: Ready only ------------------------------------------
+
+
+def referencing(blueprint: str = "sales", status: Json | None = None) -> Json:
+    raw = resource("AgentIdentity", "sales-agent", {"blueprint": blueprint, "clientId": MADE})
+    raw["metadata"] |= {"uid": "uid-2", "resourceVersion": "10", "generation": 1}
+    return raw | ({"status": status} if status else {})
+
+
+def resolved(cluster: Cluster, raw: Json, ready_of: Any = lambda *_: {}) -> str:
+    cluster.current = raw
+    graph = Blueprint()
+    outcome = provisioner(cluster, graph).reconcile(raw, blueprint_of, ready_of)
+    assert graph.calls == []  # nothing in Entra is read or changed for an identity it does not manage
+    return outcome
+
+
+def test_an_unmanaged_identity_whose_blueprint_resolves_is_ready_and_names_its_client_id() -> None:
+    cluster = Cluster()
+    assert resolved(cluster, referencing()) == "Resolved"
+    ((what, patch, guarded),) = cluster.writes
+    assert (what, guarded) == ("status", "10")
+    (ready,) = patch["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Resolved")
+    assert MADE in ready["message"]
+    assert cluster.events == []  # only what is wrong is news worth an Event
+
+
+def test_an_unmanaged_identity_naming_a_missing_blueprint_is_not_ready_and_says_create_it() -> None:
+    cluster = Cluster()
+    raw = referencing("missing")
+    cluster.current = raw
+    outcome = provisioner(cluster, Blueprint()).reconcile(raw, lambda *_: None)
+    assert outcome == "BlueprintNotFound"
+    ((_, patch, _),) = cluster.writes
+    (ready,) = patch["conditions"]
+    assert ready["status"] == "False"
+    assert 'has no AgentBlueprint "missing": create it, or fix spec.blueprint' in ready["message"]
+    assert cluster.events[0][0] == "BlueprintNotFound"
+    assert cluster.events[0][2] is True
+
+
+def test_an_unmanaged_identity_follows_its_blueprint_when_that_is_not_ready() -> None:
+    cluster = Cluster()
+    said = {"type": "Ready", "status": "False", "reason": "SecretNotFound", "message": 'Secret "s" does not exist'}
+    assert resolved(cluster, referencing(), lambda *_: said) == "BlueprintNotReady"
+    ((_, patch, _),) = cluster.writes
+    assert (
+        'AgentBlueprint "sales" is not ready (SecretNotFound): Secret "s" does not exist'
+        in (patch["conditions"][0]["message"])
+    )
+
+
+def test_a_ready_condition_that_holds_is_not_written_again_and_a_synced_one_left_from_management_goes() -> None:
+    cluster = Cluster()
+    assert resolved(cluster, referencing()) == "Resolved"
+    held = cluster.current
+    assert resolved(cluster, held) == "Resolved"
+    assert len(cluster.writes) == 1
+    synced = {"type": "Synced", "status": "True", "reason": "Provisioned", "message": "m"}
+    left = held | {"status": {"conditions": [*held["status"]["conditions"], synced]}}
+    resolved(cluster, left)
+    assert [c["type"] for c in cluster.current["status"]["conditions"]] == ["Ready"]
+
+
+def test_an_invalid_identity_the_controller_never_managed_is_reported_once_and_not_retried() -> None:
+    cluster = Cluster()
+    raw = resource("AgentIdentity", "sales-agent", {"blueprint": "sales"})
+    raw["metadata"] |= {"uid": "uid-3", "resourceVersion": "10", "generation": 1}
+    assert resolved(cluster, raw) == "InvalidSpec"
+    ((_, patch, _),) = cluster.writes
+    assert [c["type"] for c in patch["conditions"]] == ["Ready"]
+    assert "spec.clientId" in patch["conditions"][0]["message"]

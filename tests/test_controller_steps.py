@@ -69,9 +69,21 @@ def test_an_identity_no_longer_managed_is_released_and_left_in_entra() -> None:
     assert step == steps.Release([], None)
 
 
-def test_identities_never_ours_are_skipped() -> None:
-    assert steps.first_step(raw({"sponsors": None, "clientId": ID})) == steps.Skip("Unmanaged")
-    assert steps.first_step(raw({"sponsors": None})) == steps.Skip("Invalid")
+def test_an_identity_never_ours_is_resolved_for_its_ready_condition_and_skipped_once_deleted() -> None:
+    step = steps.first_step(raw({"sponsors": None, "clientId": ID}))
+    assert isinstance(step, steps.Resolve)
+    assert step.identity.spec.client_id == ID
+    deleted = raw({"sponsors": None, "clientId": ID}, deletionTimestamp="2026-01-02T00:00:00Z")
+    assert steps.first_step(deleted) == steps.Skip("Unmanaged")
+
+
+def test_an_invalid_identity_never_ours_is_reported_once_and_not_retried() -> None:
+    step = steps.first_step(raw({"sponsors": None}))
+    assert isinstance(step, steps.ReportInvalid)
+    assert step.managed is False
+    assert "spec.clientId" in step.message
+    deleted = raw({"sponsors": None}, deletionTimestamp="2026-01-02T00:00:00Z")
+    assert steps.first_step(deleted) == steps.Skip("Invalid")
 
 
 def test_an_invalid_identity_of_ours_is_reported_and_released_when_deleted() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,21 +165,44 @@ def api_errors() -> tuple[type[Exception], ...]:
 
 
 def describe_api_error(error: Exception) -> str:
-    """One short line for an API error: the status and the server's message, or why nothing answered."""
+    """One short line for an API error: the status and the server's message, or why nothing answered (the
+    transport failure's kind and gist, never the client's raw text with its connection pool and URL)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(error, ApiException):
+        if not error.status:  # the client wraps a transport failure (an SSLError) as status 0, its text as reason
+            kind, _, text = str(error.reason or "").partition("\n")
+            return f"no answer from the API server ({transport_gist(kind.strip() or 'Error', text)})"
         message = ""
         try:
             body = json.loads(error.body or "")
             message = str(body.get("message", "")) if isinstance(body, dict) else ""
         except ValueError:
             pass
-        return f"{error.status} {error.reason}" + (f": {clip(message, 300)}" if message else "")
+        return f"{error.status} {clip(str(error.reason), 60)}" + (f": {clip(message, 300)}" if message else "")
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason
-    text = str(error)
-    if isinstance(error, urllib3.exceptions.NewConnectionError):
-        text = text.rsplit(": ", 1)[-1]  # "[Errno 111] Connection refused", not the connection object's repr
-    return clip(text, 300)
+    if isinstance(error, urllib3.exceptions.HTTPError):
+        return f"no answer from the API server ({transport_gist(type(error).__name__, str(error))})"
+    return clip(str(error), 300)
+
+
+_QUOTED = re.compile(r"'([^']{8,})'")
+_POOL = re.compile(r"^\w*ConnectionPool\([^)]*\):\s*")
+
+
+def transport_gist(kind: str, text: str) -> str:
+    """`kind: what went wrong`, bounded: the innermost quoted reason of a wrapped error (the certificate check that
+    failed), else the text without urllib3's connection pool prefix and the URL it retried."""
+    if "Caused by " in text:
+        inner = _QUOTED.findall(text.split("Caused by ", 1)[1])
+        text = inner[-1] if inner else text.split("Caused by ", 1)[1]
+    text = _POOL.sub("", text.strip())
+    text = text.split(": Max retries exceeded", 1)[0] if text.startswith("Max retries") else text
+    if "Failed to establish a new connection: " in text:
+        text = text.rsplit("Failed to establish a new connection: ", 1)[1]
+    text = re.sub(r" \(_ssl\.c:\d+\)", "", text)
+    while text.endswith(")") and text.count(")") > text.count("("):  # the wrapping calls' closing parentheses
+        text = text[:-1]
+    return f"{kind}: {clip(text, 160)}" if text else kind

@@ -16,6 +16,7 @@ from webhook.controller import advice
 from webhook.controller.failure import Failure
 from webhook.controller.graph import BlueprintGraph, DirectoryGraph, Graph
 from webhook.controller.kube import Kube, SecretUnavailable
+from webhook.controller.readiness import ACCESS_DENIED, blueprint_problem
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.tokens import AppLogin, TokenError, Tokens
 
@@ -80,10 +81,10 @@ class Credentials:
 
     def _blueprint(self, namespace: str, name: str, blueprint_of: BlueprintOf) -> AgentBlueprint:
         found = blueprint_of(namespace, name)
-        if found is None:
-            raise Failure("BlueprintNotFound", f'namespace "{namespace}" has no AgentBlueprint "{name}": create it')
-        if not isinstance(found, AgentBlueprint):
-            raise Failure("BlueprintInvalid", f"{getattr(found, 'message', found)}")
+        problem = blueprint_problem(namespace, name, found)
+        if problem is not None:
+            raise problem
+        assert isinstance(found, AgentBlueprint)
         spec = found.spec
         if not (spec.tenant_id and spec.client_id and spec.credential):
             raise Failure(
@@ -92,6 +93,15 @@ class Credentials:
                 "act as it (envFrom is for the sidecar only)",
             )
         return found
+
+    def secret_problem(self, blueprint: AgentBlueprint) -> Failure | None:
+        """What is wrong with a client-secret blueprint's Secret as the controller reads it, or None (the key is
+        there, or the blueprint has no client secret). The value read is dropped at once."""
+        try:
+            self._secret(blueprint)
+        except Failure as failure:
+            return failure
+        return None
 
     def _secret(self, blueprint: AgentBlueprint) -> str | None:
         """A client-secret blueprint's secret (None: workload identity, the token file)."""
@@ -103,16 +113,26 @@ class Credentials:
         try:
             return self.kube.secret_value(ref, reference.key)
         except SecretUnavailable as error:
-            raise self._secret_failure(ref, error) from None
+            raise self._secret_failure(ref, error, reference.key, blueprint.ref.name) from None
 
-    def _secret_failure(self, ref: ObjectRef, error: SecretUnavailable) -> Failure:
+    def _secret_failure(self, ref: ObjectRef, error: SecretUnavailable, key: str, blueprint: str) -> Failure:
         where = f'Secret "{ref.name}" in namespace "{ref.namespace}"'
         if error.status == 403:
             return Failure(
-                "SecretAccessDenied",
+                ACCESS_DENIED,
                 f"the controller may not read {where} (it reads no Secret it is not granted): "
                 f"{advice.grant_commands(ref, self.controller_account)}",
             )
         if error.status == 404:
-            return Failure("SecretNotFound", f"{where} does not exist: create it with the blueprint's client secret")
-        return Failure("SecretUnreadable", f"{where} {error}")
+            return Failure(
+                "SecretNotFound",
+                f"{where} does not exist: create it with the blueprint's client secret: kubectl create secret "
+                f"generic {ref.name} -n {ref.namespace} --from-literal={key}=...",
+            )
+        if error.missing_key:
+            return Failure(
+                "SecretKeyNotFound",
+                f'{where} has no key "{key}" ({error}): add it, or fix spec.credential.clientSecret.key of '
+                f'AgentBlueprint "{blueprint}"',
+            )
+        return Failure("SecretUnreadable", f"could not read {where}: {error}; the controller tries again")

@@ -12,7 +12,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.common.events import event
+from webhook.common.kubeapi import api_errors, describe_api_error
 from webhook.common.models import GROUP, IDENTITY, PLURALS, VERSION, ObjectRef
+from webhook.common.text import listing, quoted
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +25,12 @@ Json = dict[str, Any]
 
 
 class SecretUnavailable(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """Why a Secret could not be used: its HTTP status (0: no answer), a bounded description."""
+
+    def __init__(self, status: int, message: str, missing_key: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.missing_key = missing_key
 
 
 class Kube:
@@ -86,11 +91,12 @@ class Kube:
         """The one Secret a client-secret blueprint names; the value never leaves this process."""
         try:
             secret = self.core.read_namespaced_secret(ref.name, ref.namespace, _request_timeout=TIMEOUT)
-        except ApiException as error:
-            raise SecretUnavailable(error.status or 0, str(error.reason)) from None
+        except api_errors() as error:  # a refusal, or no answer (never the client's raw exception text)
+            raise SecretUnavailable(getattr(error, "status", 0) or 0, describe_api_error(error)) from None
         data = secret.data or {}
         if key not in data:
-            raise SecretUnavailable(422, f"has no key {key!r} (keys: {', '.join(sorted(data)) or 'none'})")
+            have = listing(quoted(name) for name in sorted(data)) or "none"
+            raise SecretUnavailable(422, f"it has: {have}", missing_key=True)
         return base64.b64decode(data[key]).decode().strip()
 
     def issuer(self) -> str:

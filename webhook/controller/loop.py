@@ -32,7 +32,7 @@ from webhook.common.models import (
     parse_resource,
 )
 from webhook.common.watch import Follower
-from webhook.controller import reconcile
+from webhook.controller import readiness, reconcile
 from webhook.controller.failure import Retry
 from webhook.controller.kube import Kube
 from webhook.controller.provision import Provisioner
@@ -165,9 +165,11 @@ class Controller:
             self._listed.add(kind)
         for raw in items:
             self._changed(kind, raw)
-        if kind == IDENTITY:  # every blueprint's status can be known now, also with no identity using it
-            for namespace, name in self._snapshot(BLUEPRINT):
-                self.queue.add((BLUEPRINT, namespace, name))
+        # Each kind waits for the other's list (an identity for its blueprint, a blueprint for what its
+        # identities need): everything the other kind holds is queued again, also what names nothing listed.
+        other = BLUEPRINT if kind == IDENTITY else IDENTITY
+        for namespace, name in self._snapshot(other):
+            self.queue.add((other, namespace, name))
 
     def _watch_restarted(self, kind: str, reason: str, error: Exception | None) -> None:
         del error  # the follower logged it
@@ -246,41 +248,59 @@ class Controller:
         if raw is None:
             return "Gone"
         if kind == IDENTITY:
-            return self.provisioner.reconcile(_copy(raw), self.blueprint_of)
+            with self._lock:
+                if BLUEPRINT not in self._listed:  # "no such blueprint" would be a guess: listing them queues it
+                    return "BlueprintsNotListed"
+            return self.provisioner.reconcile(_copy(raw), self.blueprint_of, self.ready_of)
         return self._blueprint_status(raw)
 
+    def ready_of(self, namespace: str, name: str) -> Json:
+        """A blueprint's Ready condition as last written (empty before the controller wrote one)."""
+        raw = self._snapshot(BLUEPRINT).get((namespace, name))
+        return {} if raw is None else reconcile.condition_of(reconcile.status_of(raw))
+
     def _blueprint_status(self, raw: Json) -> str:
-        blueprint = self.blueprint_of(*_key(raw))
-        if not isinstance(blueprint, AgentBlueprint) or blueprint.spec.credential is None:
-            return "NoCredential"
-        if blueprint.spec.credential.workload_identity is None:
-            return "ClientSecret"
+        """Every blueprint's Ready (valid, and its Secret there when it has one) and, for workload identity,
+        the federated credentials its identities need."""
         with self._lock:
             if IDENTITY not in self._listed:
-                # Its credentials come from the identities that use it: a status written before they are
-                # listed would say "none needed". Listing them queues every blueprint again.
+                # What it needs comes from the identities that name it (its federated credentials, whether its
+                # Secret must be readable): a status written before they are listed would say "none needed".
+                # Listing them queues every blueprint again.
                 return "IdentitiesNotListed"
-        if self._issuer is None:
-            self._issuer = self.kube.issuer()
+        blueprint = parse_resource(BLUEPRINT, raw)
+        namespace, name = _key(raw)
         identities = [
             parsed
-            for found in self._snapshot(IDENTITY).values()
-            if isinstance(parsed := parse_resource(IDENTITY, found), AgentIdentity)
-            and parsed.ref.namespace == blueprint.ref.namespace
+            for (space, _), found in self._snapshot(IDENTITY).items()
+            if space == namespace and isinstance(parsed := parse_resource(IDENTITY, found), AgentIdentity)
         ]
-        credentials = reconcile.federated_credentials(
-            blueprint, identities, self._issuer, self.provisioner.controller_account
-        )
-        fits, reason, message = reconcile.fit_condition(len(credentials))
-        fit = reconcile.Wanted(reconcile.FEDERATED_FIT, fits, reason, message)
+        credential = blueprint.spec.credential if isinstance(blueprint, AgentBlueprint) else None
+        secret = None
+        if isinstance(blueprint, AgentBlueprint) and credential is not None and credential.client_secret:
+            secret = self.provisioner.credentials.secret_problem(blueprint)  # the value is dropped at once
+        needed = any(i.spec.managed and i.spec.blueprint == name for i in identities)
+        wanted = [readiness.blueprint_ready(blueprint, secret, needed)]
+        extra: Json | None = None
+        if isinstance(blueprint, AgentBlueprint) and credential is not None and credential.workload_identity:
+            if self._issuer is None:
+                self._issuer = self.kube.issuer()
+            credentials = reconcile.federated_credentials(
+                blueprint, identities, self._issuer, self.provisioner.controller_account
+            )
+            fits, reason, message = reconcile.fit_condition(len(credentials))
+            wanted.append(reconcile.Wanted(reconcile.FEDERATED_FIT, fits, reason, message))
+            extra = {"federatedCredentials": credentials}
         status = reconcile.status_of(raw)
         generation = int(raw["metadata"].get("generation") or 0)
-        if status.get("federatedCredentials") == credentials and reconcile.holds(status, [fit], generation):
-            return reason
-        self.provisioner.status.write(raw, BLUEPRINT, [fit], {"federatedCredentials": credentials})
-        if not fits:
-            self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", message, warning=True)
-        return reason
+        unchanged = extra is None or status.get("federatedCredentials") == extra["federatedCredentials"]
+        if unchanged and reconcile.holds(status, wanted, generation):
+            return wanted[0].reason
+        fitted = [w for w in wanted[1:] if not w.status and reconcile.is_news(status, w)]
+        self.provisioner.status.report(raw, BLUEPRINT, wanted, extra=extra)
+        for misfit in fitted:
+            self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", misfit.message, warning=True)
+        return wanted[0].reason
 
 
 def _key(raw: Json) -> tuple[str, str]:

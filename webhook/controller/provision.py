@@ -21,17 +21,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from webhook.common.models import IDENTITY, INSTALL_CRDS, AgentIdentity, ObjectRef
-from webhook.controller import advice, reconcile, steps
+from webhook.common.models import IDENTITY, INSTALL_CRDS, READY, AgentIdentity, ObjectRef
+from webhook.controller import advice, readiness, reconcile, steps
 from webhook.controller.credentials import BlueprintOf, Credentials, Session
 from webhook.controller.failure import Failure, Retry
 from webhook.controller.graph import EntraIdentity, GraphError
 from webhook.controller.kube import Kube
-from webhook.controller.reconcile import PENDING, Doomed, Intent, intent_of, ready_and_synced, status_of
+from webhook.controller.reconcile import (
+    PENDING,
+    SYNCED,
+    Doomed,
+    Intent,
+    Wanted,
+    intent_of,
+    ready_and_synced,
+    status_of,
+)
 from webhook.controller.settings import ControllerSettings
 from webhook.controller.status import StatusWriter
 from webhook.controller.tokens import TokenError
@@ -39,6 +48,7 @@ from webhook.controller.tokens import TokenError
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+ReadyOf = Callable[[str, str], Mapping[str, Any]]  # namespace, name -> that blueprint's Ready condition
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -83,20 +93,28 @@ class Provisioner:
         """How long an unanswered create may take to show in Entra's list, counted from its intent."""
         return self.settings.http_timeout_seconds + self.settings.replication_seconds
 
-    def reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
-        """One pass; returns what it found or did (for metrics), or raises `Retry`."""
+    def reconcile(self, raw: Json, blueprint_of: BlueprintOf, ready_of: ReadyOf = lambda *_: {}) -> str:
+        """One pass; returns what it found or did (for metrics), or raises `Retry`. `ready_of` is a blueprint's
+        Ready condition, which an unmanaged identity's Ready follows."""
         try:
-            return self._reconcile(raw, blueprint_of)
+            return self._reconcile(raw, blueprint_of, ready_of)
         except Stale as stale:  # once: the resource as the API server has it
-            return self._reconcile(stale.fresh, blueprint_of)
+            return self._reconcile(stale.fresh, blueprint_of, ready_of)
 
-    def _reconcile(self, raw: Json, blueprint_of: BlueprintOf) -> str:
+    def _reconcile(self, raw: Json, blueprint_of: BlueprintOf, ready_of: ReadyOf) -> str:
         step = steps.first_step(raw)
         if isinstance(step, steps.Skip):
             return step.outcome
         if isinstance(step, steps.ReportInvalid):
+            if not step.managed:  # Ready only: nothing to sync, and nothing to retry until the spec changes
+                return self._report(raw, Wanted(READY, False, "InvalidSpec", step.message))
             self.status.report(raw, IDENTITY, ready_and_synced(False, "InvalidSpec", step.message))
             raise Retry("InvalidSpec")
+        if isinstance(step, steps.Resolve):
+            identity = step.identity
+            namespace, name = identity.ref.namespace, identity.spec.blueprint
+            return self._report(raw, readiness.reference_ready(identity, blueprint_of(namespace, name),
+                                                               ready_of(namespace, name)))  # fmt: skip
         if isinstance(step, steps.Release):
             if step.warning:
                 log.warning("%s", step.warning)
@@ -113,6 +131,18 @@ class Provisioner:
             wanted = steps.failed(status, work.identity, failure.reason, failure.message, failure.unusable)
             self.status.report(work.raw, IDENTITY, wanted, extra={PENDING: None} if failure.forget_intent else None)
             raise Retry(failure.reason, failure.after) from None
+
+    def _report(self, raw: Json, ready: Wanted) -> str:
+        """The Ready condition of an identity the controller does not manage, written when it changed (a
+        Warning Event when it says something new is wrong); a Synced condition from when it was managed goes."""
+        status, generation = status_of(raw), int(raw["metadata"].get("generation") or 0)
+        if reconcile.holds(status, [ready], generation) and not reconcile.condition_of(status, SYNCED):
+            return ready.reason
+        if ready.status:
+            self.status.write(raw, IDENTITY, [ready], guard=True, drop=SYNCED)
+        else:
+            self.status.report(raw, IDENTITY, [ready], drop=SYNCED)
+        return ready.reason
 
     # -- provisioning ------------------------------------------------------------------------
 
@@ -174,7 +204,7 @@ class Provisioner:
         recorded = status.get("clientId") == current.client_id and PENDING not in status
         if plan or not recorded or not reconcile.holds(status, wanted, generation):
             news = reconcile.is_news(status, wanted[0])
-            work.raw = self.status.write(work.raw, IDENTITY, wanted, self._recorded(current))
+            work.raw = self.status.write(work.raw, IDENTITY, wanted, self._recorded(current), guard=True)
             if news:
                 self.status.announce(work.raw, IDENTITY, wanted[0])
         return synced.reason
@@ -213,14 +243,14 @@ class Provisioner:
                 "again, so that no duplicate is made"
             )
             wanted = ready_and_synced(False, "Creating", message)
-            work.raw = self.status.report(work.raw, IDENTITY, wanted, warning=False, guard=True)
+            work.raw = self.status.report(work.raw, IDENTITY, wanted, warning=False)
             raise Retry("Creating", step.recheck)
         if isinstance(step, reconcile.Unresolved):
             self._confirm(work.raw)
             message = self._unconfirmed(identity.ref, step.intent, session, deleting=False)
             wanted = ready_and_synced(False, "CreateUnconfirmed", message)
             # Guarded: an intent read from a cache that is behind may have been cleared since.
-            work.raw = self.status.report(work.raw, IDENTITY, wanted, guard=True)
+            work.raw = self.status.report(work.raw, IDENTITY, wanted)
             raise Retry("CreateUnconfirmed")
         if step.expired is not None:
             log.warning("%s: the create intended at %s never showed up in Entra: creating again", identity.ref,
@@ -317,13 +347,12 @@ class Provisioner:
                     "deleted while a create's answer is missing and Entra does not list its identity yet: "
                     f"waiting until {step.until.strftime(reconcile.TIME_FORMAT)} so that it is deleted too"
                 )
-                self.status.report(raw, IDENTITY, ready_and_synced(False, "Deleting", message), warning=False,
-                                   guard=True)  # fmt: skip
+                self.status.report(raw, IDENTITY, ready_and_synced(False, "Deleting", message), warning=False)
                 raise Retry("Deleting", step.recheck)
             if isinstance(step, reconcile.Unresolved):
                 self._confirm(raw)
                 message = self._unconfirmed(identity.ref, step.intent, session, deleting=True)
-                self.status.report(raw, IDENTITY, ready_and_synced(False, "DeleteUnconfirmed", message), guard=True)
+                self.status.report(raw, IDENTITY, ready_and_synced(False, "DeleteUnconfirmed", message))
                 raise Retry("DeleteUnconfirmed")
             for object_id in step.ids:
                 self._call(session.graph.delete, object_id)

@@ -246,10 +246,18 @@ def conditions(
 
 
 def status_patch(
-    status: Mapping[str, Any], wanted: Iterable[Wanted], generation: int, now: dt.datetime, extra: Json | None = None
+    status: Mapping[str, Any],
+    wanted: Iterable[Wanted],
+    generation: int,
+    now: dt.datetime,
+    extra: Json | None = None,
+    drop: str | None = None,
 ) -> Json:
-    """A merge patch of the status setting these conditions (and `extra`, where None deletes a field)."""
+    """A merge patch of the status setting these conditions (and `extra`, where None deletes a field), without
+    the condition of type `drop`."""
     listed: object = status.get("conditions")
+    if drop and isinstance(listed, list):
+        listed = [c for c in listed if not (isinstance(c, dict) and c.get("type") == drop)]
     for condition in wanted:
         listed = conditions(listed, condition.type, condition.status, condition.reason, condition.message,
                             generation, now)  # fmt: skip

@@ -3,7 +3,9 @@
 `write` sends a merge patch of conditions (and other fields) through the status subresource and
 returns the resource as the API server answered it; the caller's copy is never changed. `report`
 does the same for a condition that explains something, adds an Event when that is news (a new
-reason or message), and never raises for a status it could not write.
+reason or message), and never raises for a status it could not write. `report` writes only over
+the version it judged the news on: a watch cache that is behind (a pass retried before our own
+last write came back) gets a 409 and neither a second write nor a second Event.
 """
 
 from __future__ import annotations
@@ -36,13 +38,20 @@ class StatusWriter:
         self.now = now
 
     def write(
-        self, raw: Json, kind: str, wanted: Sequence[Wanted], extra: Json | None = None, guard: bool = False
+        self,
+        raw: Json,
+        kind: str,
+        wanted: Sequence[Wanted],
+        extra: Json | None = None,
+        guard: bool = False,
+        drop: str | None = None,
     ) -> Json:
-        """Set these conditions (and `extra`; None deletes a field). With `guard`, only if nothing wrote the
-        resource since it was read (else the API server answers 409, raised as ApiException)."""
+        """Set these conditions (and `extra`; None deletes a field; `drop` removes a condition). With `guard`,
+        only if nothing wrote the resource since it was read (else the API server answers 409, raised as
+        ApiException)."""
         metadata = raw["metadata"]
         generation = int(metadata.get("generation") or 0)
-        patch = status_patch(status_of(raw), wanted, generation, self.now(), extra)
+        patch = status_patch(status_of(raw), wanted, generation, self.now(), extra, drop)
         version = metadata["resourceVersion"] if guard else None
         updated = self.kube.patch_status(kind, metadata["namespace"], metadata["name"], patch, version)
         status = updated.get("status", {k: v for k, v in patch.items() if v is not None})
@@ -56,17 +65,17 @@ class StatusWriter:
         *,
         warning: bool | None = None,
         extra: Json | None = None,
-        guard: bool = False,
+        drop: str | None = None,
     ) -> Json:
-        """Write the conditions; an Event for the first one when it is news (a Warning unless it holds).
-        A status that cannot be written is logged (a 409 with `guard`: read again next pass), not raised."""
+        """Write the conditions over the version read; an Event for the first one when it is news (a Warning
+        unless it holds). A status that cannot be written is logged (a 409: read again next pass), not raised."""
         first = wanted[0]
         news = is_news(status_of(raw), first)
         try:
-            raw = self.write(raw, kind, wanted, extra, guard)
+            raw = self.write(raw, kind, wanted, extra, guard=True, drop=drop)
         except ApiException as error:
-            if guard and error.status == 409:
-                return raw
+            if error.status == 409:
+                return raw  # the resource changed since it was read: the next pass judges the news again
             log.warning("could not write the status of %s/%s: %s", raw["metadata"].get("namespace"),
                         raw["metadata"].get("name"), error.status)  # fmt: skip
         if news:

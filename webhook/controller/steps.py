@@ -46,6 +46,14 @@ class Skip:
 @dataclass(frozen=True)
 class ReportInvalid:
     message: str
+    managed: bool  # ours, or asking to be (sponsors): Synced too, and retried
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """An identity the controller does not manage (spec.clientId, no sponsors): Ready once its blueprint resolves."""
+
+    identity: AgentIdentity
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,12 @@ class Provision:
     finalizers: list[str] | None  # to write first (ours added), or None when it is there
 
 
-Step = Skip | ReportInvalid | Release | Provision
+Step = Skip | ReportInvalid | Resolve | Release | Provision
 
 
 def first_step(raw: Mapping[str, Any]) -> Step:
-    """From the resource alone: ours to provision, to release (deleted, or no longer managed), or none of ours."""
+    """From the resource alone: ours to provision, to release (deleted, or no longer managed), to report on
+    (unmanaged, or invalid), or nothing (deleted and never ours)."""
     parsed = parse_resource(IDENTITY, dict(raw))
     metadata = raw.get("metadata") or {}
     finalizers = list(metadata.get("finalizers") or [])
@@ -79,14 +88,14 @@ def first_step(raw: Mapping[str, Any]) -> Step:
             found = doomed_while_invalid(parsed.ref, raw)
             warning = "" if found else f"{parsed.ref} deleted while invalid: its Entra identity is left as it is"
             return Release(rest, found, warning=warning)
-        if not deleting and (ours or (raw.get("spec") or {}).get("sponsors")):
-            return ReportInvalid(parsed.message)
+        if not deleting:
+            return ReportInvalid(parsed.message, managed=ours or bool((raw.get("spec") or {}).get("sponsors")))
         return Skip("Invalid")
     assert isinstance(parsed, AgentIdentity)
     if deleting or not parsed.spec.managed:
-        if not ours:
-            return Skip("Unmanaged")
-        return Release(rest, doomed(parsed) if deleting else None)  # no longer managed: left as it is
+        if ours:
+            return Release(rest, doomed(parsed) if deleting else None)  # no longer managed: left as it is
+        return Skip("Unmanaged") if deleting else Resolve(parsed)
     return Provision(parsed, None if ours else [*finalizers, FINALIZER])
 
 
