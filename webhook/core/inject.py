@@ -29,6 +29,7 @@ from webhook.core.pod import (
     url_port,
 )
 from webhook.core.pod import SIDECAR_NAME as SIDECAR
+from webhook.core.reasons import Reason
 from webhook.core.rendered import Env, Parts, Rendered
 from webhook.core.resolve import Resolved
 from webhook.core.settings import Settings
@@ -62,7 +63,7 @@ class Plan:
 class Conflict:
     """The Pod cannot take the sidecar as it is; `message` says what to change."""
 
-    reason: str
+    reason: Reason
     message: str
 
 
