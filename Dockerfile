@@ -26,7 +26,8 @@ RUN PYTHONPATH=/opt/build pip install --no-cache-dir --no-deps --no-build-isolat
 FROM python:3.11.11-slim-bookworm
 LABEL org.opencontainers.image.title="entra-webhook" \
       org.opencontainers.image.description="Kubernetes mutating admission webhook that injects the Microsoft Entra auth sidecar into AI-agent Pods" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="0.1.0"
 # Only the venv: no sources, no build tools. HOME=/tmp: the only writable place in the Pod.
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
