@@ -1,5 +1,10 @@
 """docs/reference/cli.md: every command and flag, read from the argument parser the CLI runs (`webhook.cli`),
-and every environment variable, from the settings models the flags fall back to."""
+and every environment variable, from the settings models the flags fall back to.
+
+argparse has no public way to list a parser's commands and options; the attributes read here
+(`_actions`, `_action_groups`, `_choices_actions`) are the ones its own help formatter reads, the same since
+Python 3.2, so a command or flag added to the parser shows up here with nothing else to change.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,15 @@ ENVIRONMENT: tuple[tuple[type[BaseModel], str, str], ...] = (
     (Settings, ENV_PREFIX, "inject, serve"),
     (ControllerSettings, CONTROLLER_PREFIX, "controller"),
 )
+
+
+WIDTH = 100  # usage lines wrapped at a fixed width, not the terminal's (COLUMNS), so the page is the same anywhere
+
+
+def usage(parser: argparse.ArgumentParser) -> str:
+    formatter = argparse.HelpFormatter(parser.prog, width=WIDTH)
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    return formatter.format_help().strip()
 
 
 def commands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str, argparse.ArgumentParser]]:
@@ -57,7 +71,7 @@ def row(parser: argparse.ArgumentParser, action: argparse.Action) -> tuple[str, 
         value += " (repeatable)"
     default = action.default
     shown = "" if default in (None, [], False, argparse.SUPPRESS) else literal(_plain(default))
-    formatter = argparse.HelpFormatter(parser.prog)
+    formatter = argparse.HelpFormatter(parser.prog, width=WIDTH)
     return names, value.strip(), shown, formatter._expand_help(action) if action.help else ""
 
 
@@ -80,11 +94,11 @@ def render() -> str:
     parser = _parser()
     sections = [
         "## `entra-webhook`",
-        fenced(parser.format_usage().strip()),
+        fenced(usage(parser)),
         *(_options(parser, level="###")),
     ]
     for name, summary, sub in commands(parser):
-        sections += [f"## `entra-webhook {name}`", summary + ".", fenced(sub.format_usage().strip())]
+        sections += [f"## `entra-webhook {name}`", summary + ".", fenced(usage(sub))]
         sections += _options(sub, level="###")
     sections += [
         "## Environment variables",
