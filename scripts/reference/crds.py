@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from scripts.reference.markdown import code, literal, page, table
+from scripts.reference.markdown import code, literal, page, prose, table
 
 Schema = Mapping[str, Any]
 
@@ -114,7 +114,7 @@ def section(crd: Mapping[str, Any]) -> str:
             + "".join(f", `{short}`" for short in names.get("shortNames", ()))
             + "".join(f", `kubectl get {category}`" for category in names.get("categories", ()))
             + (", with a status subresource." if "status" in version.get("subresources", {}) else "."),
-            schema.get("description", ""),
+            prose(schema.get("description", "")),
             "### Fields",
             table(("field", "type", "required", "rules", "meaning"), rows),
             "### Columns of `kubectl get`",

@@ -27,9 +27,18 @@ def literal(value: Any) -> str:
     return code(json.dumps(value, ensure_ascii=False))
 
 
+_CODE = re.compile(r"(<code>.*?</code>|`+[^`]*`+)", re.DOTALL)
+
+
+def prose(text: str) -> str:
+    """Text a source says (a comment, a description) as Markdown: `<release>` is a placeholder, not a tag."""
+    parts = _CODE.split(text)
+    return "".join(part if index % 2 else html.escape(part, quote=False) for index, part in enumerate(parts))
+
+
 def cell(text: str) -> str:
-    """One line, with the pipes outside code spans and HTML escaped (those inside are `code`'s job)."""
-    parts = re.split(r"(<code>.*?</code>|`+[^`]*`+)", " ".join(text.split()))
+    """One line of prose, with the pipes outside code spans escaped (those inside are `code`'s job)."""
+    parts = _CODE.split(prose(" ".join(text.split())))
     return "".join(part if index % 2 else part.replace("|", "\\|") for index, part in enumerate(parts))
 
 

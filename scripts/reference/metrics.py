@@ -11,7 +11,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from scripts.reference.markdown import code, fenced, page, table
+from scripts.reference.markdown import code, fenced, page, prose, table
 from webhook.controller.metrics import ControllerMetrics
 from webhook.core.index import ConfigIndex
 from webhook.injector.metrics import Metrics
@@ -74,8 +74,8 @@ def alerts(root: Path) -> str:
             wait = f", for {rule['for']}" if "for" in rule else ", at once"
             parts += [
                 f"#### {rule['alert']}",
-                f"**{rule['labels']['severity']}**{wait}. {notes.get('summary', '')}",
-                notes.get("description", ""),
+                f"**{rule['labels']['severity']}**{wait}. {prose(notes.get('summary', ''))}",
+                prose(notes.get("description", "")),
                 fenced(rule["expr"], "promql"),
             ]
     return "\n\n".join(parts)
