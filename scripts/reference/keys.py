@@ -25,12 +25,13 @@ MODES = " or ".join(code(mode) for mode in get_args(Mode))
 
 # (key, on what, who sets it, values, meaning)
 LABELS = (
-    (keys.INJECT_LABEL, "Namespace", "you", code("enabled"),
-     "Every Pod created in the namespace is sent to the webhook (the webhook configuration's `namespaceSelector`, "
-     "Helm `webhook.namespaceSelector`)."),
+    (keys.INJECT_LABEL, "Namespace", "you", f"{code('enabled')} or {code('disabled')}",
+     "`enabled`: every Pod created in the namespace is sent to the webhook (`namespace.inject.entra.io`, Helm "
+     "`webhook.namespaceSelector`). `disabled`: no Pod of the namespace is sent, labelled or not (the manifests "
+     "label their own namespace so)."),
     (keys.INJECT_LABEL, "Pod", "you", f"{code('enabled')} or {code('disabled')}",
-     "`enabled` opts one Pod in where its namespace is not labelled (`webhook.podSelector`); `disabled` opts a "
-     "Pod out: the `objectSelector` keeps it from being sent at all."),
+     "`enabled` opts one Pod in where its namespace has no `entra.io/inject` label (`pod.inject.entra.io`, Helm "
+     "`webhook.podSelector`); `disabled` opts a Pod out: the `objectSelector` keeps it from being sent at all."),
 )  # fmt: skip
 ANNOTATIONS = (
     (keys.AGENT_IDENTITY, "Pod", "you", "an AgentIdentity's name",
