@@ -9,7 +9,7 @@ PORT ?= 8443
 K8S ?= 1.20,1.36
 export K8S
 
-.PHONY: install run certs test unit e2e lint docs bench bench-apiserver fuzz soak control-plane helm manifests lock promtool clean
+.PHONY: install run certs test unit e2e e2e-image image release lint docs bench bench-apiserver fuzz soak control-plane helm manifests lock promtool clean
 
 install: $(VENV)/.installed
 
@@ -37,15 +37,38 @@ run: install certs
 	$(BIN)/entra-webhook serve --host $(HOST) --port $(PORT) --metrics-host $(HOST) --config examples \
 		--cert-file certs/tls.crt --key-file certs/tls.key
 
-# The whole suite: unit, HTTPS server, CLI, and e2e against a real control plane.
-test: install control-plane lint
+# The whole suite: unit, HTTPS server, CLI, and e2e against a real control plane; then the e2e tests
+# of both processes again, run from the image.
+test: install control-plane lint image
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory e2e-image
 
 unit: install
 	$(BIN)/pytest -m 'not e2e'
 
 e2e: install control-plane
 	$(BIN)/pytest -m e2e
+
+# The image (Dockerfile), built with Debian's buildah without a daemon: localhost/entra-agent-webhook:<version>
+# in the project's image store (~/.cache) and dist/entra-agent-webhook-<version>.oci.tar; prints what it adds
+# on top of its base. IMAGE_BASE=stand-in (default: a stand-in made from Debian's packages, for machines that
+# reach no container registry), pinned (the Dockerfile's base, pulled by digest) or any image reference.
+# docs/operations/image-and-release.md
+IMAGE_BASE ?= stand-in
+export IMAGE_BASE
+image:
+	scripts/image-build.sh >/dev/null
+
+# The e2e tests of the webhook and the controller with both processes started from the image's content,
+# as the chart runs them (uid 65532, read-only root; tests/image.py), on Kubernetes 1.36.
+E2E_IMAGE_TESTS ?= tests/e2e/test_injection.py tests/e2e/test_controller.py tests/e2e/test_image.py
+e2e-image: install control-plane image
+	ENTRA_WEBHOOK_IMAGE=$$(scripts/image-build.sh 2>/dev/null | tail -n1) K8S=1.36 $(BIN)/pytest $(E2E_IMAGE_TESTS)
+
+# The release artefacts in dist/: the image's OCI archive, the chart (helm package), a CycloneDX SBOM of
+# the image's Python packages (from the lock) and SHA256SUMS.
+release: install helm image
+	$(BIN)/python -m scripts.release --helm $(HELM)
 
 # Also: the lock matches pyproject.toml, manifests/ is the chart's render, the chart lints,
 # the alerting rules are valid, the Dockerfile passes hadolint, the generated docs pages are

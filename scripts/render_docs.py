@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from scripts.reference import cli, crds, keys, metrics, reasons, values
+from scripts.reference import crds, keys, metrics, reasons, settings, values
 from scripts.reference.markdown import page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "reference/annotations.md": lambda: keys.render(ROOT),
     "reference/custom-resources.md": lambda: crds.render(CHART),
     "reference/helm-values.md": lambda: values.render(CHART),
-    "reference/cli.md": cli.render,
+    "reference/settings.md": settings.render,
     "reference/metrics.md": lambda: metrics.render(ROOT),
     "reference/reasons.md": lambda: reasons.render(ROOT),
     "changelog.md": changelog,

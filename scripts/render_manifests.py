@@ -4,11 +4,13 @@
     python -m scripts.render_manifests --check    # fail, with a diff, if manifests/ differs (make lint)
 
 Each certificate mode is rendered with `helm template` (release entra-webhook in entra-system, for a
-current Kubernetes); objects that every mode renders alike go to manifests/base/, the rest to the
-mode's directory: manifests/ itself for a certificate you bring, self-managed/ and cert-manager/
-beside it, each a kustomization on ../base. manifests/monitoring/ gets the PrometheusRule, the
-ServiceMonitor and the dashboard ConfigMap, and the same alerting rules as a plain rule file.
-Comments in the templates carry over; the labels that only make sense to Helm are left out.
+current Kubernetes); the CRDs go to manifests/crds/, a kustomization of their own applied first and
+never part of the others (as Helm's crds/), so that deleting the install never deletes a blueprint or
+an identity. Objects that every mode renders alike go to manifests/base/, the rest to the mode's
+directory: manifests/ itself for a certificate you bring, self-managed/ and cert-manager/ beside it,
+each a kustomization on ../base. manifests/monitoring/ gets the PrometheusRule, the ServiceMonitor and
+the dashboard ConfigMap, and the same alerting rules as a plain rule file. Comments in the templates
+carry over; the labels that only make sense to Helm are left out.
 """
 
 from __future__ import annotations
@@ -52,8 +54,17 @@ KUSTOMIZE_NOTE = """\
 # a sibling of the overlays.
 """
 HEADERS = {
+    "crds": """\
+# The AgentBlueprint and AgentIdentity CRDs, apart from the workloads so that `kubectl delete -k` of an
+# install never deletes them (which would delete every blueprint and identity). Apply them first:
+#   kubectl apply -k manifests/crds
+# Before Kubernetes 1.25, kubectl's own schema of a CRD lacks x-kubernetes-validations: add
+# --validate=false (the server keeps the rules it knows and drops the CEL ones).
+# docs/operations/uninstall.md says how to remove them, and everything in them, on purpose.
+""",
     "": """\
-# The entra-webhook with a serving certificate you bring: `kubectl apply -k manifests/`.
+# The entra-webhook with a serving certificate you bring: `kubectl apply -k manifests/` (after
+# `kubectl apply -k manifests/crds`).
 # Create Secret entra-system/entra-webhook-tls (tls.crt, tls.key), e.g. from
 # `entra-webhook certs --out DIR`, and patch the CA into both webhooks' clientConfig.caBundle.
 # Or let something make the certificate:
@@ -157,10 +168,18 @@ def alert_rule_file(documents: list[Document]) -> str:
 def render_all(helm: Path) -> dict[str, str]:
     """Every file under manifests/, by path relative to it."""
     rendered = {directory: render(helm, f"certificates.mode={mode}") for directory, mode in MODES.items()}
+    crds = [d for d in rendered[""] if d.source.startswith("crds/")]
+    rendered = {directory: [d for d in documents if d not in crds] for directory, documents in rendered.items()}
     shared = set.intersection(*(set(documents) for documents in rendered.values()))
     # Keep the chart's order: the first mode's documents, shared ones only.
     common = [d for d in rendered[""] if d in shared]
     files: dict[str, str] = {}
+    crd_files = write_group(files, "", crds)  # crds/NAME.yaml
+    files["crds/kustomization.yaml"] = kustomization(
+        HEADERS["crds"], [], [name.removeprefix("crds/") for name in crd_files]
+    )
+    for name in crd_files:  # paths in crds/kustomization.yaml are relative to crds/
+        assert name.startswith("crds/"), name
     base_files = write_group(files, "base", common)
     files["base/kustomization.yaml"] = kustomization(HEADERS["base"], [], base_files)
     for directory, documents in rendered.items():

@@ -1,14 +1,13 @@
-"""Starting real `entra-webhook serve` processes for the tests, on loopback with real TLS."""
+"""Starting real `entra-webhook serve` processes for the tests, on loopback with real TLS (from the venv, or
+from the image: tests/image.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from tests.processes import DIE_WITH_PARENT
+from tests.image import start
 from webhook.injector.certs import make_ca, make_serving, write_bundle
 
 
@@ -99,16 +98,8 @@ def serve(
         str(metrics_port),
     ]
     tls = ["--cert-file", str(certs / "tls.crt"), "--key-file", str(certs / "tls.key")]
-    command = [sys.executable, "-m", "webhook.cli", "serve", *listen, *tls, *args]
     with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
-        )
+        process = start(["serve", *listen, *tls, *args], output, env)
     try:  # from here on, whatever fails, the process goes
         served = Served(f"https://127.0.0.1:{port}", process, certs, log, f"http://127.0.0.1:{metrics_port}/metrics")
         wait_ready(served, verify=verify, path="/readyz" if ready else "/healthz")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import jsonpatch
 import pytest
 
 from bench import apiserver, large, profile, stages
@@ -70,21 +72,134 @@ def test_py_spy_raw_stacks_add_up_by_function_and_by_file() -> None:
 
 
 def test_the_api_server_figures_are_differences_of_percentiles_of_the_same_run() -> None:
+    seconds = {
+        "plain": [0.001, 0.002, 0.003, 0.004],
+        "shaped": [0.002, 0.003, 0.004, 0.005],
+        "webhook": [0.004, 0.005, 0.006, 0.007],
+        "fixed": [0.003, 0.004, 0.005, 0.006],
+        "fixed-few": [0.003, 0.004, 0.005, 0.006],
+        "fixed-bare": [0.0025, 0.0035, 0.0045, 0.0055],
+    }
+    calls = {
+        "namespace.inject.entra.io": {"calls": 4.0, "seconds": 0.008},
+        "many.fixed.bench": {"calls": 4.0, "seconds": 0.004},
+        "few.fixed.bench": {"calls": 4.0, "seconds": 0.004},
+        "bare.fixed.bench": {"calls": 4.0, "seconds": 0.004},
+    }
     result = {
         "version": "v1.36.3",
         "pods": 4,
         "warmup": 0,
-        "seconds": {apiserver.ON: [0.004, 0.005, 0.006, 0.007], apiserver.OFF: [0.001, 0.002, 0.003, 0.004]},
+        "seconds": seconds,
+        "api_server_calls": calls,
+        "admissions": {"injected": 1.0},
+        "webhook_micros": [100, 200, 300],
+        "ops": {"ours": 10, "fewer": 4},
+        "patch_bytes": {"ours": 3000, "fewer": 4000},
     }
     figures = apiserver.summary(result)
-    assert figures["with_p50_ms"] == pytest.approx(5.5)
-    assert figures["without_p50_ms"] == pytest.approx(2.5)
-    assert figures["added_p50_ms"] == pytest.approx(3.0)
-    assert figures["added_median_of_pairs_ms"] == pytest.approx(3.0)
-    assert "added" in "\n".join(apiserver.lines(result))
+    assert figures["webhook_p50_ms"] == pytest.approx(5.5)
+    assert figures["shaped_p50_ms"] == pytest.approx(3.5)
+    assert figures["added_p50_ms"] == pytest.approx(2.0)
+    assert figures["added_median_of_pairs_ms"] == pytest.approx(2.0)
+    assert figures["bigger_pod_median_of_pairs_ms"] == pytest.approx(1.0)
+    assert figures["creation_ratio_p50"] == pytest.approx(5.5 / 2.5)
+    assert figures["conditions_median_of_pairs_ms"] == pytest.approx(0.5)
+    assert figures["webhook_calls_per_pod"] == pytest.approx(1.0)
+    assert figures["webhook_call_mean_ms"] == pytest.approx(2.0)
+    assert figures["webhook_decide_p50_ms"] == pytest.approx(0.2)
+    report = "\n".join(apiserver.lines(result))
+    assert "admissions per injected Pod 1.0: MET (1.00)" in report
+    assert "added p50 over the limit <= 2.0 ms: MET (2.00 ms)" in report
+    assert "creation p50 within 1.6x no webhook: NOT MET (2.20x)" in report
 
 
 def test_the_api_server_bench_pod_names_the_example_identity() -> None:
     pod = apiserver.pod(7)
     assert pod["metadata"]["name"] == "sales-agent-7"
     assert pod["metadata"]["annotations"] == {"entra.io/agent-identity": "sales-agent"}
+
+
+def test_the_fewer_ops_patch_makes_the_same_pod_from_one_op_per_changed_member() -> None:
+    seen = apiserver.pod(1)
+    ops = apiserver.injection(seen, (1, 36)).ops
+    few = apiserver.fewer_ops(seen, ops)
+    assert [op["path"] for op in few] == [
+        "/metadata/annotations",
+        "/spec/containers",
+        "/spec/volumes",
+        "/spec/initContainers",
+    ]
+    assert jsonpatch.apply_patch(seen, few) == jsonpatch.apply_patch(seen, ops)
+
+
+def test_two_creations_of_one_pod_normalize_alike_whatever_their_token_volume_s_suffix() -> None:
+    def stored(suffix: str, name: str) -> dict[str, Any]:
+        volume = f"kube-api-access-{suffix}"
+        mount = {"name": volume, "mountPath": apiserver.SERVICE_ACCOUNT_PATH, "readOnly": True}
+        return {
+            "metadata": {"name": name, "uid": name, "labels": {"a": "b"}},
+            "spec": {
+                "containers": [{"name": "app", "volumeMounts": [mount]}],
+                "volumes": [{"name": "z-ours", "emptyDir": {}}, {"name": volume, "projected": {}}],
+            },
+        }
+
+    assert apiserver.normalized(stored("abcde", "one")) == apiserver.normalized(stored("fghij", "two"))
+    other = stored("abcde", "one")
+    other["spec"]["containers"][0]["volumeMounts"] = []
+    assert apiserver.normalized(other) != apiserver.normalized(stored("abcde", "one"))
+
+
+def test_admissions_are_counted_per_pod_of_the_webhook_namespace_by_reason() -> None:
+    line = '{{"msg":"admission","namespace":"{ns}","pod":"{pod}","reason":"{reason}","micros":{micros}}}'
+    log = "\n".join(
+        [
+            line.format(ns=apiserver.ON, pod="a", reason="injected", micros=100),
+            line.format(ns=apiserver.ON, pod="a", reason="already-injected", micros=50),
+            line.format(ns=apiserver.ON, pod="b", reason="injected", micros=120),
+            line.format(ns="elsewhere", pod="c", reason="injected", micros=90),
+            "not json",
+        ]
+    )
+    assert apiserver.admissions(log) == {"injected": 1.0, "already-injected": 0.5}
+    assert apiserver.admission_micros(log) == [100, 50, 120, 90]
+
+
+def test_the_api_server_s_admission_steps_are_read_from_its_histograms() -> None:
+    metric = "apiserver_admission_webhook_admission_duration_seconds"
+    plugin = "apiserver_admission_controller_admission_duration_seconds"
+    text = "\n".join(
+        [
+            "# HELP apiserver_admission_webhook_admission_duration_seconds ...",
+            f'{metric}_bucket{{name="a.b.c",operation="CREATE",rejected="false",type="admit",le="0.005"}} 3',
+            f'{metric}_sum{{name="a.b.c",operation="CREATE",rejected="false",type="admit"}} 0.006',
+            f'{metric}_count{{name="a.b.c",operation="CREATE",rejected="false",type="admit"}} 3',
+            f'{metric}_count{{name="a.b.c",operation="CREATE",rejected="true",type="admit"}} 1',
+            f'{metric}_sum{{name="a.b.c",operation="CREATE",rejected="true",type="admit"}} 0.002',
+            f'{metric}_count{{name="v.b.c",operation="CREATE",rejected="false",type="validate"}} 9',
+            f'{plugin}_count{{name="ServiceAccount",operation="CREATE",rejected="false",type="admit"}} 6',
+            f'{plugin}_sum{{name="ServiceAccount",operation="CREATE",rejected="false",type="admit"}} 0.0003',
+        ]
+    )
+    steps = apiserver.admission_steps(text)
+    assert sorted(steps) == ["a.b.c", "plugin:ServiceAccount"]
+    assert steps["a.b.c"][0] == 4.0
+    assert steps["a.b.c"][1] == pytest.approx(0.008)
+    assert steps["plugin:ServiceAccount"][0] == 6.0
+    assert steps["plugin:ServiceAccount"][1] == pytest.approx(0.0003)
+
+
+def test_the_first_difference_of_two_pods_is_named_by_its_path() -> None:
+    one = {"spec": {"containers": [{"name": "a", "env": [1]}], "x": 1}}
+    assert apiserver.first_difference(one, one) is None
+    other = {"spec": {"containers": [{"name": "a", "env": [2]}], "x": 1}}
+    assert apiserver.first_difference(one, other) == "/spec/containers/0/env/0: 1 vs 2"
+    assert apiserver.first_difference({"a": 1}, {}) == "/a: 1 vs null"
+
+
+def test_the_baseline_server_keeps_connections_alive_as_long_as_ours() -> None:
+    from bench import baseline_server
+    from webhook.injector import server
+
+    assert baseline_server.KEEP_ALIVE_SECONDS == server.KEEP_ALIVE_SECONDS

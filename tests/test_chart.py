@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,34 @@ def test_the_sidecar_defaults_are_the_webhooks_own() -> None:
         "requests": {"cpu": defaults.sidecar_cpu_request, "memory": defaults.sidecar_memory_request},
         "limits": {"cpu": defaults.sidecar_cpu_limit, "memory": defaults.sidecar_memory_limit},
     }
+
+
+def schema_nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every object in the values schema, by its path."""
+    found = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key, value in node.items():
+            found += schema_nodes(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += schema_nodes(value, f"{path}[{index}]")
+    return found
+
+
+def test_every_schema_pattern_has_a_human_description_that_a_bad_value_prints() -> None:
+    """A refused pattern prints `value must be '<the description>'` beside it (tests/e2e/test_chart.py shows it):
+    the pattern sits in an anyOf whose other branch can never match and exists for that message."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    patterns = 0
+    for path, node in schema_nodes(schema):
+        if "pattern" in node:
+            assert path.endswith("/anyOf[0]"), f"{path}: a pattern without its description"
+        branches = node.get("anyOf", [])
+        if branches and "pattern" in branches[0]:
+            patterns += 1
+            description = node.get("description", "")
+            assert len(description) > 20, path
+            hint = description.rstrip(".")
+            assert branches[1] == {"const": hint[0].lower() + hint[1:], "not": {"const": hint[0].lower() + hint[1:]}}
+    assert patterns >= 30

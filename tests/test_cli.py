@@ -88,7 +88,8 @@ def test_a_malformed_server_version_is_a_usage_error(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exit_:
         main(["inject", "-f", str(WORKLOADS / "pod.yaml"), "--server-version", "latest"])
     assert exit_.value.code == 2
-    assert "--server-version wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "argument --server-version: wants MAJOR.MINOR such as 1.29 or v1.29.3, got 'latest'" in said
 
 
 def test_v1_list_items_are_each_injected_and_others_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
@@ -306,3 +307,28 @@ def test_a_hand_written_pod_with_a_wrong_type_is_denied_naming_the_field(
         'denied: pod "agent" in namespace "agents": metadata.annotations["entra.io/sidecar-port"] must be a string '
         "(quote it in YAML), got a number, which Kubernetes refuses too: correct it\n"
     )
+
+
+def test_config_exported_by_kubectl_get_as_a_v1_list_is_used(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    document = yaml.safe_load((WORKLOADS / "pod.yaml").read_text())
+    document["metadata"]["annotations"] = {"entra.io/agent-identity": "research-agent"}
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(document))
+    exported = str(FIXTURES / "exported-config.yaml")
+    code, (injected,), err = inject(capsys, "-f", str(tmp_path / "pod.yaml"), "--config", exported)
+    assert (code, err) == (0, "")
+    assert app_env(injected)["AGENT_IDENTITY_APP_ID"] == "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"
+
+
+def test_resources_in_a_v1_list_of_the_injected_file_itself_are_used(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    exported = yaml.safe_load((FIXTURES / "exported-config.yaml").read_text())
+    document = yaml.safe_load((WORKLOADS / "pod.yaml").read_text())
+    document["metadata"]["annotations"] = {"entra.io/agent-identity": "research-agent"}
+    exported["items"].append(document)
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump(exported))
+    code, (output,), err = inject(capsys, "-f", str(tmp_path / "all.yaml"))
+    assert (code, err) == (0, "")
+    assert app_env(output["items"][2])["AGENT_IDENTITY_APP_ID"] == "6c1d0b7e-2a3f-4e5d-9c8b-7a6f5e4d3c2b"

@@ -78,7 +78,7 @@ def test_an_invalid_identity_of_ours_is_reported_and_released_when_deleted() -> 
     invalid = {"sponsors": [{"kind": "Group", "id": USER.replace("0b", f"{n}b")} for n in range(6)]}
     step = steps.first_step(raw(invalid, finalizers=[reconcile.FINALIZER]))
     assert isinstance(step, steps.ReportInvalid)
-    assert "at most 5 groups" in step.message
+    assert "at most 5 sponsors may be groups" in step.message
     deleted = steps.first_step(raw(invalid | {"blueprint": None}, finalizers=[reconcile.FINALIZER],
                                    deletionTimestamp="2026-01-02T00:00:00Z"))  # fmt: skip
     assert isinstance(deleted, steps.Release)

@@ -12,6 +12,8 @@ from webhook.core.decision import Deny, Inject, Skip, decide
 from webhook.core.index import ConfigIndex
 from webhook.core.settings import Settings
 
+GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
+
 
 def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": "web-7d9c"}
@@ -110,9 +112,9 @@ def test_blueprint_with_neither_ids_nor_env_from_is_denied() -> None:
     outcome = denied(ConfigIndex.of([blueprint]), pod({"entra.io/blueprint": "empty"}))
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": entra.io/blueprint names "empty", but AgentBlueprint "empty" in '
-        'namespace "agents" is invalid: spec: needs tenantId, clientId and credential, or envFrom naming a '
-        "ConfigMap/Secret that holds the AzureAd__* settings (missing: tenantId, clientId, credential): fix the "
-        "AgentBlueprint"
+        'namespace "agents" is invalid: spec: set spec.tenantId, spec.clientId and spec.credential, or spec.envFrom '
+        "naming a ConfigMap or Secret that holds the AzureAd__* settings (missing: tenantId, clientId, credential): "
+        "fix the AgentBlueprint"
     )
 
 
@@ -160,8 +162,8 @@ def test_reserved_volume_name_is_denied(config: ConfigIndex) -> None:
     assert outcome.reason == "volume-conflict"
     assert outcome.message == (
         'pod "web-7d9c" in namespace "agents": volume "entra-sidecar-tmp" already exists, but entra-sidecar is '
-        "not there: the names entra-identity-token, entra-sidecar-tmp, entra-sidecar-keys are reserved for the "
-        "injector; rename the volume"
+        "not there: the names entra-identity-token, entra-sidecar-tmp, entra-sidecar-keys, "
+        "entra-sidecar-no-api-token are reserved for the injector; rename the volume"
     )
 
 
@@ -359,6 +361,25 @@ def test_a_managed_identity_that_is_not_ready_is_denied_with_the_condition(confi
         'ready yet (Ready=False, AgentIdentity_LimitExceeded: blueprint "sales" has 250 agent identities, its '
         "limit; delete unused ones or purge soft-deleted ones); Pods naming it are admitted once it is: "
         "kubectl describe agentidentity pending-agent -n agents"
+    )
+
+
+def test_a_not_ready_denial_keeps_the_fix_of_a_long_condition_and_its_own(config: ConfigIndex) -> None:
+    said = (
+        "Graph refused the create: " + "a long explanation " * 40 + "grant the blueprint AgentIdentity.CreateAsManager"
+    )
+    document = resource(
+        "AgentIdentity", "long-agent", {"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]}
+    )
+    document["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Forbidden", "message": said}]}
+    outcome = denied(config.with_object(parse_object(document)), pod({"entra.io/agent-identity": "long-agent"}))
+    assert outcome.message.startswith(
+        'pod "web-7d9c" in namespace "agents": AgentIdentity "long-agent" is managed by the controller and not ready '
+        "yet (Ready=False, Forbidden: Graph refused the create: a long explanation"
+    )
+    assert outcome.message.endswith(
+        "grant the blueprint AgentIdentity.CreateAsManager); Pods naming it are admitted once it is: "
+        "kubectl describe agentidentity long-agent -n agents"
     )
 
 

@@ -17,9 +17,9 @@ import yaml
 
 from scripts import render_docs
 from tests.test_monitoring import CONTROLLER, WEBHOOK, alert_expressions, exported_families
-from webhook.cli import _parser
+from webhook.cli import build_parser
 from webhook.common.settings import env_name, flag_name
-from webhook.controller import reconcile
+from webhook.controller import advice, reconcile, steps
 from webhook.controller.settings import ENV_PREFIX as CONTROLLER_PREFIX
 from webhook.controller.settings import ControllerSettings
 from webhook.core import pod, sidecar
@@ -125,23 +125,26 @@ def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
     return dict(subparsers.choices)
 
 
-def test_every_flag_of_every_command_is_in_its_section_of_the_cli_page() -> None:
-    text = page("cli.md")
-    found = commands(_parser())
-    assert set(found) >= {"inject", "serve", "controller", "certs"}
+def test_every_flag_of_every_command_is_in_its_section_of_the_settings_page() -> None:
+    text = page("settings.md")
+    found = commands(build_parser()[0])
+    assert set(found) >= {"inject", "serve", "controller", "check", "entra-commands", "certs"}
+    sidecar = text.split("\n## Sidecar settings\n", 1)[1].split("\n## ", 1)[0]
     for name, sub in found.items():
         section = text.split(f"## `entra-webhook {name}`\n", 1)[1].split("\n## ", 1)[0]
+        if name in ("inject", "serve"):
+            section += sidecar
         flags = {flag for action in sub._actions for flag in action.option_strings if flag not in ("-h", "--help")}
         assert flags, name
         assert flags <= code_spans(section), (name, sorted(flags - code_spans(section)))
     assert "--version" in code_spans(text.split("## `entra-webhook inject`", 1)[0])
 
 
-def test_every_environment_variable_is_on_the_cli_page_with_its_flag() -> None:
-    rows = [line for line in page("cli.md").splitlines() if line.startswith("| `ENTRA_")]
+def test_every_environment_variable_is_on_the_settings_page_with_its_flag() -> None:
+    rows = [line for line in page("settings.md").splitlines() if "| `ENTRA_" in line]
     documented = {tuple(re.findall(r"`([^`]+)`", row)[:2]) for row in rows}
-    expected = {(env_name(name, ENV_PREFIX), flag_name(name)) for name in Settings.model_fields}
-    expected |= {(env_name(name, CONTROLLER_PREFIX), flag_name(name)) for name in ControllerSettings.model_fields}
+    expected = {(flag_name(name), env_name(name, ENV_PREFIX)) for name in Settings.model_fields}
+    expected |= {(flag_name(name), env_name(name, CONTROLLER_PREFIX)) for name in ControllerSettings.model_fields}
     assert documented == expected
 
 
@@ -163,6 +166,11 @@ def test_every_reason_is_described_and_has_its_section_on_the_reasons_page() -> 
     assert headings == list(REASONS)
 
 
+def test_the_volume_conflict_reason_names_every_volume_the_sidecar_reserves() -> None:
+    meaning = REASONS["volume-conflict"].meaning
+    assert [name for name in sidecar.VOLUME_NAMES if f"`{name}`" not in meaning] == []
+
+
 def test_every_denial_on_the_reasons_page_shows_the_message_the_core_gives() -> None:
     text = page("reasons.md")
     for reason, about in REASONS.items():
@@ -170,6 +178,15 @@ def test_every_denial_on_the_reasons_page_shows_the_message_the_core_gives() -> 
         if about.outcome == "denied":
             assert re.search(r"HTTP 4\d\d", section), reason
             assert 'pod "web" in namespace "agents": ' in section, reason
+
+
+def test_every_failure_the_controller_advises_on_is_on_the_conditions_page() -> None:
+    text = (DOCS / "troubleshooting" / "conditions.md").read_text()
+    spans = code_spans(text)
+    codes = set(advice.GRAPH_ADVICE) | set(advice.TOKEN_ADVICE) | set(advice.DIRECTORY_TOKEN_ADVICE)
+    codes |= {reconcile.fit_condition(0)[1], reconcile.fit_condition(10**6)[1], steps.SPONSORS_UNSYNCED}
+    assert "AADSTS700213" in codes
+    assert codes <= spans, sorted(codes - spans)
 
 
 def nav_pages(nav: Any) -> Iterator[str]:

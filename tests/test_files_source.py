@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES
-from webhook.common.models import BLUEPRINT, IDENTITY, ConfigObject, ObjectRef
+from webhook.common.models import BLUEPRINT, IDENTITY, AgentIdentity, ConfigObject, ObjectRef
 from webhook.core.review import parse_review
 from webhook.core.settings import Settings
 from webhook.injector.admission import Admission
@@ -212,3 +212,12 @@ def test_a_managed_identity_made_ready_a_moment_ago_is_found_by_the_live_lookup(
     response = asyncio.run(ready_a_moment_before_the_pod())
     assert response["allowed"] is True
     assert APP_ID in base64.b64decode(response["patch"]).decode()
+
+
+def test_resources_inside_a_v1_list_are_read_as_kubectl_get_writes_them() -> None:
+    index = FileSource([FIXTURES / "exported-config.yaml"]).load()
+    assert index.names(BLUEPRINT, "agents") == ["sales"]
+    assert index.names(IDENTITY, "agents") == ["research-agent"]
+    identity = index.get(IDENTITY, "agents", "research-agent")
+    assert isinstance(identity, AgentIdentity)
+    assert (identity.client_id, identity.ready) == (APP_ID, True)

@@ -207,6 +207,7 @@ def test_null_env_volumes_and_init_containers_are_created_by_the_patch(config: C
     assert [volume["name"] for volume in patched["spec"]["volumes"]] == [
         "entra-sidecar-tmp",
         "entra-sidecar-keys",
+        "entra-sidecar-no-api-token",
         "entra-identity-token",
     ]
     assert [item["name"] for item in patched["spec"]["containers"][1]["env"]] == [

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import resource
-from webhook.common.models import AgentBlueprint, AgentIdentity, InvalidObject, NotConfig, parse_object
+from webhook.common.models import (
+    MESSAGE_LIMIT,
+    AgentBlueprint,
+    AgentIdentity,
+    Condition,
+    InvalidObject,
+    NotConfig,
+    parse_object,
+)
 
 GUID = "7a1c2f0e-4b5d-4c3e-9f00-123456789abc"
 
@@ -63,13 +71,15 @@ def test_expiration_outside_one_to_24_hours_is_rejected(seconds: int) -> None:
 def test_both_credentials_at_once_are_rejected() -> None:
     credential = {"workloadIdentity": {}, "clientSecret": {"secretName": "s", "key": "k"}}
     assert invalid(blueprint({**WI, "credential": credential})).endswith(
-        "spec.credential: must set exactly one of workloadIdentity or clientSecret"
+        "spec.credential: set exactly one of spec.credential.workloadIdentity (a projected service-account token; "
+        "an empty object takes the defaults) or spec.credential.clientSecret (a Secret's name and key)"
     )
 
 
 def test_no_credential_kind_is_rejected() -> None:
     assert invalid(blueprint({**WI, "credential": {}})).endswith(
-        "spec.credential: must set exactly one of workloadIdentity or clientSecret"
+        "spec.credential: set exactly one of spec.credential.workloadIdentity (a projected service-account token; "
+        "an empty object takes the defaults) or spec.credential.clientSecret (a Secret's name and key)"
     )
 
 
@@ -95,8 +105,8 @@ def test_space_separated_scopes_are_rejected_because_the_sidecar_ignores_them() 
 def test_api_names_with_double_underscore_are_rejected() -> None:
     spec = {**WI, "downstreamApis": {"my__api": {"baseUrl": "https://example.com/"}}}
     assert invalid(blueprint(spec)).endswith(
-        "spec.downstreamApis.my__api (the name): must start with a letter and hold only letters, digits, '-' and "
-        "single '_', got 'my__api'"
+        "spec.downstreamApis.my__api (the name): a downstream API name starts with a letter and holds only letters, "
+        "digits, '-' and single '_' (it becomes part of the sidecar's env var names and URL paths), got 'my__api'"
     )
 
 
@@ -128,14 +138,14 @@ def test_env_from_only_blueprint_is_valid() -> None:
 
 def test_env_from_entry_needs_exactly_one_reference() -> None:
     assert invalid(blueprint({"envFrom": [{"prefix": "X_"}]})).endswith(
-        "spec.envFrom[0]: must set exactly one of configMapRef or secretRef"
+        "spec.envFrom[0]: set exactly one of configMapRef or secretRef in each spec.envFrom entry"
     )
 
 
 def test_blueprint_without_ids_or_env_from_says_what_is_missing() -> None:
     assert invalid(blueprint({"clientId": GUID})).endswith(
-        "spec: needs tenantId, clientId and credential, or envFrom naming a ConfigMap/Secret that holds the "
-        "AzureAd__* settings (missing: tenantId, credential)"
+        "spec: set spec.tenantId, spec.clientId and spec.credential, or spec.envFrom naming a ConfigMap or Secret "
+        "that holds the AzureAd__* settings (missing: tenantId, credential)"
     )
 
 
@@ -157,8 +167,8 @@ def test_identity_needs_a_blueprint() -> None:
 
 def test_identity_needs_a_client_id_or_sponsors_and_says_so() -> None:
     assert invalid(identity({"blueprint": "sales"})) == (
-        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec: needs clientId (an agent identity '
-        "that exists in Entra) or sponsors (user or group object ids, to have the controller create one)"
+        'AgentIdentity "sales-agent" in namespace "agents" is invalid: spec: set spec.clientId (an existing agent '
+        "identity) or spec.sponsors (to have one created)"
     )
 
 
@@ -180,7 +190,7 @@ def test_an_identity_with_a_client_id_and_no_sponsors_is_unmanaged_and_ready() -
 def test_sponsors_are_held_to_entra_s_limits() -> None:
     groups = [{"kind": "Group", "id": GUID}] * 6
     assert invalid(identity({"blueprint": "sales", "sponsors": groups})).endswith(
-        "spec: sponsors: at most 5 groups (Entra's limit), got 6"
+        "spec: sponsors: at most 5 sponsors may be groups (Entra's limit); list users instead (got 6)"
     )
     users = [{"kind": "User", "id": GUID}] * 101
     assert invalid(identity({"blueprint": "sales", "sponsors": users})).endswith(
@@ -202,13 +212,47 @@ def test_the_status_the_controller_wrote_gives_the_id_and_readiness() -> None:
     document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
     document["status"] = {
         "clientId": GUID.upper(),
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "m" * 500}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "created in Entra"}],
     }
     parsed = parse_object(document)
     assert isinstance(parsed, AgentIdentity)
     assert (parsed.client_id, parsed.ready) == (GUID, True)
+    assert parsed.status.ready == Condition("True", "Provisioned", "created in Entra")
+
+
+def test_a_long_condition_message_loses_its_middle_never_the_fix_at_its_end() -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    said = "Graph answered " + "details of the failure " * 100 + "then gave up: grant the blueprint AgentIdentity.X"
+    document["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": said}]}
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
     assert parsed.status.ready is not None
-    assert len(parsed.status.ready.message) == 300
+    message = parsed.status.ready.message
+    assert len(message) <= MESSAGE_LIMIT
+    assert message.startswith("Graph answered details of the failure")
+    assert message.endswith("then gave up: grant the blueprint AgentIdentity.X")
+    assert " … " in message
+    head, tail = message.split(" … ")
+    assert set(head.split()) <= set(said.split())  # cut between words, not inside one
+    assert set(tail.split()) <= set(said.split())
+
+
+def test_a_condition_message_as_long_as_the_controller_writes_is_kept_whole() -> None:
+    document = identity({"blueprint": "sales", "sponsors": [{"kind": "User", "id": GUID}]})
+    said = "x " * 400 + "fix: do this"
+    document["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": said}]}
+    parsed = parse_object(document)
+    assert isinstance(parsed, AgentIdentity)
+    assert parsed.status.ready is not None
+    assert parsed.status.ready.message == said
+
+
+def test_invalid_values_are_quoted_bounded_and_every_problem_is_counted() -> None:
+    spec = {"blueprint": "sales", "clientId": "g" * 100_000, "sponsors": [{"kind": "Robot", "id": "x"}] * 20}
+    message = invalid(identity(spec))
+    assert len(message) < 2000
+    assert "spec.clientId: must be a GUID like 7a1c2f0e-4b5d-4c3e-9f00-123456789abc, got 'ggg" in message
+    assert message.endswith("; and 31 more problems")
 
 
 @pytest.mark.parametrize(

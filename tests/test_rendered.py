@@ -112,8 +112,8 @@ def test_a_blueprint_object_that_is_not_the_one_rendered_is_rendered_anew() -> N
     old = rendered.parts(blueprint_of(index), None, "container", 5000)
     other = blueprint_of(config({**SALES, "credential": {"clientSecret": {"secretName": "s", "key": "k"}}}))
     new = rendered.parts(other, None, "container", 5000)
-    assert new.volumes.append_count == 2
-    assert old.volumes.append_count == 3  # with the projected token volume
+    assert new.volumes.append.op_count == 3
+    assert old.volumes.append.op_count == 4  # with the projected token volume
 
 
 def test_the_cache_holds_at_most_its_limit_per_table() -> None:
@@ -122,7 +122,7 @@ def test_the_cache_holds_at_most_its_limit_per_table() -> None:
     for port in range(5000, 5010):
         rendered.parts(blueprint_of(index), None, "container", port)
     assert len(rendered) == 2 + 2 + 1  # parts, sidecars (one per port), volumes (one blueprint)
-    newest = rendered.parts(blueprint_of(index), None, "container", 5009).sidecar.insert_op
+    newest = rendered.parts(blueprint_of(index), None, "container", 5009).sidecar.insert.encoded
     assert orjson.loads(newest)["value"]["env"][0]["value"] == "http://+:5009"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import shutil
 import signal
@@ -327,3 +328,21 @@ def test_a_wrong_typed_pod_is_denied_naming_the_field_not_admitted_with_an_inter
         "message": 'pod "web-*" in namespace "agents": spec.containers[0].env[0].name must be a string, got an array, '
         "which Kubernetes refuses too: correct it",
     }
+
+
+def test_a_connection_idle_longer_than_uvicorn_s_default_keep_alive_is_still_served(server: Served) -> None:
+    """The API server keeps idle webhook connections 90 s; ours outlast it (uvicorn's default would
+    close them after 5 s, and a sparse Pod creation would pay a new TCP and TLS handshake)."""
+    context = ssl.create_default_context(cafile=str(server.certs / "ca.crt"))
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+    body = json.dumps(review()).encode()
+    headers = {"Content-Type": "application/json"}
+    connection.request("POST", "/mutate", body, headers)
+    assert connection.getresponse().read()
+    socket_before = connection.sock
+    time.sleep(6)  # idle past uvicorn's default 5 s keep-alive: the condition under test is the time itself
+    connection.request("POST", "/mutate", body, headers)
+    assert connection.getresponse().status == 200
+    assert connection.sock is socket_before  # the same TLS connection, not a reconnect
+    connection.close()

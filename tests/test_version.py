@@ -40,9 +40,14 @@ def test_the_chart_version_and_app_version_are_the_version() -> None:
     assert (chart["version"], chart["appVersion"]) == (VERSION, VERSION)
 
 
-def test_the_image_label_is_the_version() -> None:
+def test_the_image_label_is_the_version_the_build_passes() -> None:
+    """The label is the VERSION build argument, which `make image` reads from the package (the built image's
+    label is checked by tests/e2e/test_image.py)."""
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.findall(r'org\.opencontainers\.image\.version="([^"]*)"', dockerfile) == [VERSION]
+    assert re.findall(r'org\.opencontainers\.image\.version="([^"]*)"', dockerfile) == ["${VERSION}"]
+    build = (ROOT / "scripts" / "image-build.sh").read_text()
+    assert "version=$(sed -n 's/^__version__ = \"\\(.*\\)\"$/\\1/p' webhook/__init__.py)" in build
+    assert '--build-arg "VERSION=$version"' in build
 
 
 def test_the_status_annotation_carries_the_version(config: ConfigIndex) -> None:

@@ -1,4 +1,5 @@
-"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint), `controller` and `certs`."""
+"""`entra-webhook`: `inject` (offline), `serve` (the admission endpoint), `controller`, `check`, `entra-commands`
+and `certs`."""
 
 from __future__ import annotations
 
@@ -8,123 +9,126 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn
 
 import jsonpatch
 
 from webhook import __version__
 from webhook.common.errors import UsageError
-from webhook.common.models import ObjectRef
-from webhook.common.settings import SettingsError, env_name, flag_name
+from webhook.common.kubeapi import api_client, api_errors, describe_api_error, list_objects
+from webhook.common.models import INSTALL_CRDS, ObjectRef
+from webhook.common.settings import Flags, SettingsError
+from webhook.controller.settings import ENV_PREFIX as CONTROLLER_PREFIX
+from webhook.controller.settings import ControllerSettings
 from webhook.core.decision import Deny, Inject, decide
 from webhook.core.documents import DocumentError, dump_documents, load_documents
 from webhook.core.index import ConfigIndex
-from webhook.core.placement import ModeSetting
 from webhook.core.settings import ENV_PREFIX, Settings, load_settings, parse_server_version
 from webhook.core.workloads import find_templates
 from webhook.injector.certs import ca_bundle, make_ca, make_serving, service_names, write_bundle
+from webhook.injector.options import ServeOptions
 from webhook.injector.sources.files import FileSource, SourceError, config_objects
-
-
-def _settings_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    group = parser.add_argument_group("sidecar settings (flags win over ENTRA_WEBHOOK_* env vars)")
-    for name, field in Settings.model_fields.items():
-        if name in skip:
-            continue
-        group.add_argument(
-            flag_name(name),
-            dest=name,
-            metavar=name.rsplit("_", 1)[-1].upper(),
-            help=f"env {env_name(name, ENV_PREFIX)}; default {field.default}",
-        )
-
-
-def _controller_flags(parser: argparse.ArgumentParser) -> None:
-    from webhook.controller.settings import ENV_PREFIX as CONTROLLER_PREFIX
-    from webhook.controller.settings import ControllerSettings
-
-    for name, field in ControllerSettings.model_fields.items():
-        parser.add_argument(
-            flag_name(name),
-            dest=name,
-            metavar=name.rsplit("_", 1)[-1].upper(),
-            help=f"env {env_name(name, CONTROLLER_PREFIX)}; default {field.default}",
-        )
+from webhook.ops.check import check_flags, run_check
+from webhook.ops.entra import entra_flags, run_entra_commands
 
 
 def _server_version(text: str) -> tuple[int, int]:
     try:
         return parse_server_version(text)
     except SettingsError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--server-version ")) from None
 
 
-def _version_flag(parser: argparse.ArgumentParser, default_help: str) -> None:
-    parser.add_argument(
+def _version_flag(flags: Flags, default_text: str) -> None:
+    flags.add(
         "--server-version",
         type=_server_version,
         metavar="MAJOR.MINOR",
-        help=f"the Kubernetes API server's version, e.g. 1.29 ({default_help}); native sidecars need 1.29+, "
-        "and a native request with no known version gets a regular container",
+        help="the Kubernetes API server's version, e.g. 1.29: native sidecars need 1.29+, and a native request "
+        "with no known version gets a regular container",
+        default_text=default_text,
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="entra-webhook", description=__doc__)
+def _sidecar_flags(flags: Flags) -> None:
+    flags.model(Settings, ENV_PREFIX, "sidecar settings (flags win over ENTRA_WEBHOOK_* env vars)")
+
+
+def _config_flag(flags: Flags, help: str) -> None:
+    flags.add("--config", action="append", type=Path, default=[], metavar="PATH", help=help, default_text="none")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag or value ends in one line naming it, and exit status 2 (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Flags]]:
+    """The parser, and each command's flags as `--help` and docs/reference/settings.md show them."""
+    parser = _Parser(prog="entra-webhook", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    flags: dict[str, Flags] = {}
 
-    inject = commands.add_parser("inject", help="inject Pods and Pod templates in Kubernetes YAML, offline")
-    inject.add_argument("-f", "--file", required=True, help="a YAML file, or - for stdin")
-    inject.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
-    inject.add_argument("--namespace", default="default", help="namespace for objects that name none")
-    inject.add_argument("--mode", choices=get_args(ModeSetting), help="sidecar placement")
-    _version_flag(inject, "default: unknown")
-    _settings_flags(inject, skip=("mode",))
+    def command(name: str, help: str) -> Flags:
+        flags[name] = Flags(commands.add_parser(name, help=help, description=help))
+        return flags[name]
 
-    serve = commands.add_parser("serve", help="serve the admission endpoint over HTTPS")
-    serve.add_argument("--cert-file", type=Path, required=True)
-    serve.add_argument("--key-file", type=Path, required=True)
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=8443)
-    serve.add_argument("--config", action="append", type=Path, default=[], help="file or dir of CRs (repeatable)")
-    serve.add_argument("--kubeconfig", type=Path, help="read CRs from this cluster (default: in-cluster if there)")
-    serve.add_argument("--drain-seconds", type=float, default=5.0, help="keep serving after SIGTERM, not ready")
-    serve.add_argument("--tls-reload-seconds", type=float, default=5.0, help="how often to look for a new certificate")
-    serve.add_argument("--log-level", default="INFO")
-    serve.add_argument("--metrics-host", default="0.0.0.0")
-    serve.add_argument("--metrics-port", type=int, default=9090, help="plain-HTTP Prometheus metrics; 0 turns off")
-    serve.add_argument("--no-events", action="store_true", help="record no Kubernetes Events for skips and denials")
-    rotation = serve.add_argument_group("self-managed certificates (needs the cluster API)")
-    rotation.add_argument("--manage-certs", action="store_true", help="create and rotate the serving certificate")
-    rotation.add_argument("--tls-secret", default="entra-webhook-tls", help="Secret in the webhook's namespace")
-    rotation.add_argument("--webhook-configuration", default="entra-webhook", help="whose caBundle to keep current")
-    rotation.add_argument("--service", default="entra-webhook", help="Service name for the certificate's DNS names")
-    rotation.add_argument("--cert-dns", action="append", default=[], help="extra DNS name (repeatable)")
-    rotation.add_argument("--cert-ip", action="append", default=[], help="IP address SAN (repeatable)")
-    rotation.add_argument("--cert-validity-hours", type=float, default=90 * 24)
-    rotation.add_argument("--ca-validity-hours", type=float, default=3650 * 24)
-    rotation.add_argument("--cert-sync-seconds", type=float, default=300.0)
-    serve.add_argument("--mode", choices=get_args(ModeSetting), help="sidecar placement")
-    _version_flag(serve, "default: read from the cluster API when there is one, else unknown")
-    _settings_flags(serve, skip=("mode",))
-
-    controller = commands.add_parser(
-        "controller", help="create managed AgentIdentities in Entra (flags win over ENTRA_CONTROLLER_* env vars)"
+    inject = command("inject", "inject Pods and Pod templates in Kubernetes YAML, offline or from a cluster's config")
+    inject.add("-f", "--file", required=True, metavar="FILE", help="a YAML file, or - for stdin", default_text=None)
+    _config_flag(inject, "file or directory of AgentBlueprints and AgentIdentities (repeatable)")
+    inject.add(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help="read AgentBlueprints and AgentIdentities from this cluster (with --config: files win)",
+        default_text="none: only --config and the file itself",
     )
-    _controller_flags(controller)
+    inject.add(
+        "--namespace",
+        metavar="NAME",
+        default="default",
+        help="namespace of objects that name none",
+        default_text="default",
+    )
+    _version_flag(inject, "unknown (with --kubeconfig: the cluster's)")
+    _sidecar_flags(inject)
 
-    certs = commands.add_parser("certs", help="make a CA and a serving certificate")
-    certs.add_argument("--out", type=Path, required=True)
-    certs.add_argument("--service", default="entra-webhook")
-    certs.add_argument("--namespace", default="entra-system")
-    certs.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
-    certs.add_argument("--ip", action="append", default=[], help="IP address SAN (repeatable)")
-    return parser
+    serve = command("serve", "serve the admission endpoint over HTTPS")
+    serve.model(ServeOptions, None)
+    _version_flag(serve, "read from the cluster API when there is one, else unknown")
+    _sidecar_flags(serve)
+
+    controller = command(
+        "controller", "create managed AgentIdentities in Entra (flags win over ENTRA_CONTROLLER_* env vars)"
+    )
+    controller.model(ControllerSettings, CONTROLLER_PREFIX)
+
+    check_flags(
+        command("check", "check an install from a kubeconfig, and what happens to a namespace's or a file's Pods")
+    )
+    entra_flags(
+        command("entra-commands", "print the az rest commands an Entra admin runs for the cluster's blueprints")
+    )
+
+    certs = command("certs", "make a CA and a serving certificate (ca.crt, ca.key, tls.crt, tls.key)")
+    certs.add("--out", type=Path, required=True, metavar="DIR", help="directory to write the four files to",
+              default_text=None)  # fmt: skip
+    certs.add("--service", default="entra-webhook", metavar="NAME", help="the webhook's Service (DNS names)",
+              default_text="entra-webhook")  # fmt: skip
+    certs.add("--namespace", default="entra-system", metavar="NAME", help="the Service's namespace",
+              default_text="entra-system")  # fmt: skip
+    certs.add("--dns", action="append", default=[], metavar="NAME", help="another DNS name (repeatable)",
+              default_text="none")  # fmt: skip
+    certs.add("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeatable)",
+              default_text="none")  # fmt: skip
+    return parser, flags
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser()[0].parse_args(argv)
     try:
         if args.command == "inject":
             return run_inject(args)
@@ -136,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.controller.run import run_controller
 
             return run_controller(args)
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "entra-commands":
+            return run_entra_commands(args)
         return run_certs(args)
     except (UsageError, SettingsError, SourceError, DocumentError, OSError) as error:
         print(f"entra-webhook {args.command}: {error}", file=sys.stderr)
@@ -146,7 +154,13 @@ def run_inject(args: argparse.Namespace) -> int:
     settings = load_settings(vars(args), os.environ)
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     documents = load_documents(text, args.file)
-    index = FileSource(args.config, args.namespace).load() if args.config else ConfigIndex()
+    index = ConfigIndex()
+    server_version = args.server_version
+    if args.kubeconfig:
+        index, found_version = _cluster_config(args.kubeconfig)
+        server_version = server_version or found_version
+    for obj in FileSource(args.config, args.namespace).load().objects() if args.config else []:
+        index = index.with_object(obj)  # files win over the cluster
     for obj in config_objects(documents, args.file, args.namespace):
         index = index.with_object(obj)
 
@@ -158,7 +172,7 @@ def run_inject(args: argparse.Namespace) -> int:
         for template in find_templates(original):
             namespace = template.namespace or args.namespace
             subject = None if template.kind == "Pod" else f'{template.subject} in namespace "{namespace}"'
-            outcome = decide(template.pod, namespace, index, settings, args.server_version, subject=subject)
+            outcome = decide(template.pod, namespace, index, settings, server_version, subject=subject)
             for warning in outcome.warnings if not isinstance(outcome, Deny) else []:
                 print(f"warning: {warning}", file=sys.stderr)
             if isinstance(outcome, Deny):
@@ -171,11 +185,26 @@ def run_inject(args: argparse.Namespace) -> int:
     if denials:
         for message in denials:
             print(f"denied: {message}", file=sys.stderr)
-        for ref in not_ready:
+        for ref in not_ready if not args.kubeconfig else []:
             print(f"hint: {_offline_hint(ref)}", file=sys.stderr)
         return 1
     sys.stdout.write(dump_documents(output))
     return 0
+
+
+def _cluster_config(kubeconfig: Path) -> tuple[ConfigIndex, tuple[int, int] | None]:
+    """The cluster's AgentBlueprints and AgentIdentities as they are now, and its version, as the webhook sees them."""
+    from webhook.injector.sources.cluster import server_version
+
+    api = api_client(kubeconfig, "pass a working kubeconfig, or --config PATH to read them from files")
+    try:
+        return ConfigIndex.of(list_objects(api)), server_version(api)
+    except api_errors() as error:
+        hint = f" (are the CRDs installed? {INSTALL_CRDS})" if "404" in str(error)[:4] else ""
+        raise UsageError(
+            f"cannot list AgentBlueprints and AgentIdentities with --kubeconfig {kubeconfig}: "
+            f"{describe_api_error(error)}{hint}"
+        ) from None
 
 
 def _offline_hint(ref: ObjectRef) -> str:

@@ -61,6 +61,9 @@ def kind_of(schema: Schema) -> str:
     return kind
 
 
+CEL_SINCE = "from Kubernetes 1.25:"  # CEL validation rules (x-kubernetes-validations); older servers drop them
+
+
 def rules(schema: Schema) -> str:
     """What the API server checks beyond the type, in words."""
     said = []
@@ -81,6 +84,8 @@ def rules(schema: Schema) -> str:
         if combine in schema:
             options = [" and ".join(code(name) for name in option.get("required", ())) for option in schema[combine]]
             said.append(f"{word}: " + "; or ".join(options))
+    for rule in schema.get("x-kubernetes-validations", ()):
+        said.append(f"{CEL_SINCE} {code(rule['rule'])}, else: {rule['message']}")
     return "; ".join(said)
 
 
@@ -129,7 +134,10 @@ def render(chart: Path) -> str:
         "Custom resources",
         "charts/entra-webhook/crds/*.yaml",
         "The webhook and `entra-webhook inject` read these two resources; the controller writes their status. "
-        "Every rule in the *rules* column is checked by the API server when the object is applied. How they fit "
-        "together: [blueprints and agent identities](../concepts/identities.md).",
+        "Every rule in the *rules* column is checked by the API server when the object is applied. Those marked "
+        f"*{CEL_SINCE}* are CEL validation rules, refused with the message shown; an older API server drops "
+        "them and accepts such an object, and the webhook then denies the Pods that name it with the same words "
+        "(`invalid-config`, [admission reasons](reasons.md#invalid-config)), as `entra-webhook check` reports it. "
+        "How the two fit together: [blueprints and agent identities](../concepts/identities.md).",
         *(section(crd) for crd in sorted(crds, key=lambda crd: str(crd["spec"]["names"]["kind"]))),
     )

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,21 @@ from tests.e2e.controlplane import (
     parse_version,
     start_control_plane,
 )
+from tests.image import IMAGE
 from tests.servers import Served, make_certs, serve
 from webhook.injector.certs import ca_bundle
 
-CRDS = REPO_ROOT / "manifests" / "base" / "crds"
+CRDS = REPO_ROOT / "manifests" / "crds"
+CEL_SINCE = (1, 25)  # x-kubernetes-validations in a CRD's schema (and in kubectl's own schema of a CRD)
 EXAMPLES = REPO_ROOT / "examples"
 WEBHOOK_CONFIG = "entra-e2e"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test here is e2e; one marked `kubernetes(since="1.25")` runs only on versions that have the feature.
+    """Every test here is e2e; one marked `kubernetes(since="1.25")` runs only on versions that have the feature,
+    one marked `image` only against the image (ENTRA_WEBHOOK_IMAGE).
 
-    Those on older versions are deselected (and counted as such), not skipped: the feature does not exist there.
+    The others are deselected (and counted as such), not skipped: the feature, or the image, is not there.
     """
     here = Path(__file__).parent
     kept, dropped = [], []
@@ -47,7 +51,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("kubernetes")
         callspec = getattr(item, "callspec", None)
         version = callspec.params.get("control_plane") if callspec else None
-        if marker and version and parse_version(version) < parse_version(marker.kwargs["since"]):
+        too_old = marker and version and parse_version(version) < parse_version(marker.kwargs["since"])
+        if too_old or (item.get_closest_marker("image") and not IMAGE):
             dropped.append(item)
         else:
             kept.append(item)
@@ -77,11 +82,18 @@ def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             f"\ne2e: Kubernetes {served} (etcd, kube-apiserver, kube-controller-manager) at {plane.server}"
         )
     try:
-        plane.kubectl("apply", "-f", str(CRDS))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        apply_crds(plane)
         yield plane
     finally:
         plane.stop()
+
+
+def apply_crds(plane: ControlPlane) -> None:
+    """`kubectl apply -k manifests/crds`, as the install docs say: before 1.25 kubectl's own schema of a CRD
+    lacks x-kubernetes-validations, so its client-side validation is turned off (the server drops the rules)."""
+    validate = ["--validate=false"] if plane.version < CEL_SINCE else []
+    plane.kubectl("apply", *validate, "-k", str(CRDS))
+    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +177,26 @@ def example_config(namespace: str) -> list[dict[str, Any]]:
 _numbers = itertools.count(1)
 
 
+def admissions(plane: ControlPlane, webhook: Served, namespace: str, name: str) -> list[str]:
+    """The reasons of our admissions of Pod `name` (not dry runs), once every line logged so far is
+    written: a dry-run marker Pod goes through the webhook after it, and the log is written in order."""
+    marker = f"marker-{next(_numbers)}"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": marker, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": "example.com/marker:1"}]},
+    }
+    create(plane, document, "--dry-run=server")
+    deadline = time.monotonic() + 30
+    while marker not in webhook.logs():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the webhook logged no admission of {marker} within 30s")
+        time.sleep(0.05)
+    records = [json.loads(line) for line in webhook.logs().splitlines() if '"msg":"admission"' in line]
+    return [r["reason"] for r in records if (r["namespace"], r["pod"], r["dry_run"]) == (namespace, name, False)]
+
+
 def opt_in(plane: ControlPlane, name: str) -> None:
     """Namespace `name`, labelled `entra.io/inject=enabled`, once Pods can be created in it (its default
     service account exists)."""
@@ -199,8 +231,6 @@ def namespace(control_plane: ControlPlane, webhook: Served) -> Iterator[str]:
 
 def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> None:
     """ServiceAccount admission refuses Pods until the account exists (and, before 1.24, its token Secret)."""
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status, body = plane.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
@@ -208,3 +238,28 @@ def wait_for_service_account(plane: ControlPlane, namespace: str, name: str) -> 
             return
         time.sleep(0.1)
     raise AssertionError(f"service account {namespace}/{name} is not ready for Pods after 30s")
+
+
+def deployment(
+    namespace: str,
+    name: str,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    account: str | None = None,
+) -> dict[str, Any]:
+    """A Deployment of one app container, its Pods labelled app=NAME (and `labels`), annotated, run as `account`."""
+    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "example.com/agent:1.0"}]}
+    if account:
+        spec["serviceAccountName"] = account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, **(labels or {})}, "annotations": annotations or {}},
+                "spec": spec,
+            },
+        },
+    }

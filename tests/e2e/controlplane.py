@@ -617,6 +617,8 @@ def start_control_plane(
             # The `kubernetes` Endpoints would point at 127.0.0.1, which
             # validation rejects (loopback), logging an error every 10 s.
             "--endpoint-reconciler-type=none",
+            # No kube-proxy here: a webhook behind a Service is called at its endpoints, not its ClusterIP.
+            "--enable-aggregator-routing=true",
         ],
         _CONTROLLER_MANAGER: [
             str(bin_dir / _CONTROLLER_MANAGER),

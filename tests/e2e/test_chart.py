@@ -24,7 +24,7 @@ import yaml
 
 from scripts.go_tools import go_tools
 from scripts.render_manifests import CHART
-from tests.e2e.conftest import CRDS
+from tests.e2e.conftest import CEL_SINCE, apply, apply_crds, example_config
 from tests.e2e.controlplane import REPO_ROOT, ControlPlane
 from tests.e2e.test_injection import eventually
 from tests.servers import make_certs
@@ -40,6 +40,13 @@ class Helm:
     binary: Path
     plane: ControlPlane
     home: Path
+    major: int
+
+    def options(self) -> list[str]:
+        """What the install docs tell users of this Helm on this server: before Kubernetes 1.25 Helm 4 must not
+        server-side apply the CRDs (that server's schema of a CRD has no x-kubernetes-validations, and a
+        server-side apply of an unknown field fails; a plain create drops it)."""
+        return ["--server-side=false"] if self.major >= 4 and self.plane.version < CEL_SINCE else []
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {key: value for key, value in os.environ.items() if not key.lower().endswith("_proxy")}
@@ -72,10 +79,12 @@ class Release:
         return stored_objects(self.helm.plane, self.manifest())
 
     def install(self, *values: str) -> None:
-        self.helm("install", self.name, str(CHART), "-n", self.namespace, *isolating(self.name), *values)
+        self.helm("install", self.name, str(CHART), "-n", self.namespace, *self.helm.options(), *isolating(self.name),
+                  *values)  # fmt: skip
 
     def upgrade(self, *values: str) -> None:
-        self.helm("upgrade", self.name, str(CHART), "-n", self.namespace, *isolating(self.name), *values)
+        self.helm("upgrade", self.name, str(CHART), "-n", self.namespace, *self.helm.options(), *isolating(self.name),
+                  *values)  # fmt: skip
 
 
 def isolating(name: str) -> list[str]:
@@ -179,7 +188,8 @@ HELMS = {"helm-4": "helm", "helm-3": "helm3"}
 
 @pytest.fixture(scope="module", params=list(HELMS), ids=list(HELMS))
 def helm(request: pytest.FixtureRequest, stand_ins: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(go_tools(HELMS[request.param]) / "helm", stand_ins, tmp_path_factory.mktemp(request.param))
+    major = int(request.param.removeprefix("helm-"))
+    return Helm(go_tools(HELMS[request.param]) / "helm", stand_ins, tmp_path_factory.mktemp(request.param), major)
 
 
 @pytest.fixture
@@ -412,6 +422,11 @@ def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: 
         control_plane.kubectl("wait", "--for=condition=Established", "crd", *CRD_NAMES, "--timeout=60s")
         installed = {crd["metadata"]["uid"] for crd in crds_of(control_plane)}
         assert len(installed) == 2
+        agents = f"{release.name}-agents"
+        apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": agents}})
+        apply(control_plane, *example_config(agents))
+        resources = resource_uids(control_plane, agents)
+        assert len(resources) == 4  # two blueprints, two identities
         documents = release.manifest()
         assert len(documents) >= 20
         release.helm("uninstall", release.name, "-n", release.namespace)
@@ -423,8 +438,18 @@ def test_uninstall_leaves_nothing_but_the_crds(release: Release, control_plane: 
         # with background propagation), so they may outlive the uninstall by a few seconds.
         eventually(lambda: control_plane.kubectl("get", *labelled, "-o", "name").stdout == "", timeout=60)
         assert {crd["metadata"]["uid"] for crd in crds_of(control_plane)} == installed  # the very ones Helm made
+        assert resource_uids(control_plane, agents) == resources  # every blueprint and identity, untouched
     finally:  # whatever happened, the later tests find the CRDs
-        control_plane.kubectl("apply", "-f", str(CRDS))
+        apply_crds(control_plane)
+
+
+def resource_uids(plane: ControlPlane, namespace: str) -> dict[str, str]:
+    """kind/name -> uid of every AgentBlueprint and AgentIdentity in a namespace."""
+    listed = plane.kubectl("get", "agentblueprints,agentidentities", "-n", namespace, "-o", "json")
+    return {
+        f"{item['kind']}/{item['metadata']['name']}": item["metadata"]["uid"]
+        for item in json.loads(listed.stdout)["items"]
+    }
 
 
 CRD_NAMES = ("agentblueprints.entra.io", "agentidentities.entra.io")
@@ -450,6 +475,14 @@ def crds_of(plane: ControlPlane) -> list[dict[str, Any]]:
             ["sidecar.resources.limits.memory=lots"],
             "at '/sidecar/resources/limits/memory': 'lots' does not match pattern",
         ),
+        (
+            ["sidecar.resources.limits.memory=lots"],
+            "at '/sidecar/resources/limits/memory': value must be 'a Kubernetes quantity such as 50m, 1, 128Mi or 1Gi'",
+        ),
+        (
+            ["controller.clusterName=Prod_1"],
+            "value must be 'goes into the marker tag of every identity the controller creates; unique per cluster",
+        ),
         (["image.digest=sha256:abc"], "at '/image/digest': 'sha256:abc' does not match pattern"),
         (["controller.directoryClientId=app"], "at '/controller/directoryClientId': 'app' does not match pattern"),
         (
@@ -469,12 +502,67 @@ def crds_of(plane: ControlPlane) -> list[dict[str, Any]]:
 def test_values_the_chart_refuses_fail_the_install_with_a_clear_message(
     release: Release, control_plane: ControlPlane, values: list[str], message: str
 ) -> None:
+    assert_refused(release, control_plane, values, message)
+
+
+def assert_refused(release: Release, control_plane: ControlPlane, values: list[str], message: str) -> list[str]:
+    """`helm install` with `values` fails with `message`, and leaves no release and no webhook configuration."""
     sets = [arg for value in values for arg in ("--set", value)]
-    result = release.helm(
-        "install", release.name, str(CHART), "-n", release.namespace, *isolating(release.name), *sets, check=False
-    )
+    install = ["install", release.name, str(CHART), "-n", release.namespace, *release.helm.options()]
+    result = release.helm(*install, *isolating(release.name), *sets, check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert release.helm("list", "-n", release.namespace, "-q").stdout == ""
     hook = control_plane.kubectl("get", "mutatingwebhookconfiguration", release.fullname, check=False)
     assert "NotFound" in hook.stderr
+    return sets
+
+
+@pytest.fixture
+def without_stand_ins(helm: Helm) -> Iterator[Helm]:
+    """The cluster without the cert-manager and prometheus-operator APIs for one test; back afterwards, whatever
+    happens (deleting a CRD waits for its resources to go, which a loaded machine may take a while over)."""
+    plane = helm.plane
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(STAND_IN_CRDS.read_text()) if d]
+
+    def gone() -> bool:
+        return plane.kubectl("get", "crd", *names, "--ignore-not-found", "-o", "name").stdout == ""
+
+    try:
+        plane.kubectl("delete", "-f", str(STAND_IN_CRDS), "--ignore-not-found", "--wait=false")
+        eventually(gone, timeout=180)
+        yield helm
+    finally:
+        eventually(gone, timeout=180)
+        plane.kubectl("apply", "-f", str(STAND_IN_CRDS), timeout=120)
+        established = ("wait", "--for=condition=Established", "-f", str(STAND_IN_CRDS), "--timeout=110s")
+        plane.kubectl(*established, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["certificates.mode=cert-manager"],
+            "certificates.mode=cert-manager needs cert-manager, but this cluster does not serve cert-manager.io/v1: "
+            "install cert-manager (v1.0+) first, or set certificates.mode=self-managed",
+        ),
+        (
+            ["metrics.serviceMonitor.enabled=true"],
+            "metrics.serviceMonitor.enabled=true needs prometheus-operator, but this cluster does not serve "
+            "monitoring.coreos.com/v1: install prometheus-operator first, or set metrics.serviceMonitor.enabled=false",
+        ),
+        (
+            ["metrics.prometheusRule.enabled=true"],
+            "or set metrics.prometheusRule.enabled=false (manifests/monitoring/alerts.yaml holds the same rules",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("without_stand_ins")
+def test_a_value_needing_an_api_the_cluster_does_not_serve_fails_before_anything_is_created(
+    release: Release, control_plane: ControlPlane, values: list[str], message: str
+) -> None:
+    sets = assert_refused(release, control_plane, values, message)
+    # Offline, nothing is known of a cluster: `helm template` renders as asked.
+    rendered = release.helm("template", release.name, str(CHART), *sets)
+    assert "kind: MutatingWebhookConfiguration" in rendered.stdout

@@ -18,7 +18,6 @@ import shlex
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from tests.e2e.conftest import apply, create_refused, opted_in_namespace
 from tests.e2e.controlplane import SERVICE_ACCOUNT_ISSUER, ControlPlane
 from tests.e2e.test_injection import container, env_of, eventually, injected, layout, pod
 from tests.e2e.test_operations import MANIFESTS, build
-from tests.processes import DIE_WITH_PARENT
+from tests.image import start
 from tests.servers import Served, free_port
 from webhook.common.kubeapi import api_client
 from webhook.controller.kube import Kube
@@ -125,7 +124,7 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
     log = cluster.workdir / f"controller-{namespace}-{next(_numbers)}.log"
     port = free_port()
     command = [
-        sys.executable, "-m", "webhook.cli", "controller",
+        "controller",
         "--kubeconfig", str(cluster.kubeconfig),
         "--graph-url", cluster.doubles.graph_url,
         "--authority-host", cluster.doubles.entra_url + "/",
@@ -147,13 +146,7 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
         *flags,
     ]  # fmt: skip
     with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - one prepared prctl call
-        )
+        process = start(command, output)
     try:
         yield Running(process, log, f"http://127.0.0.1:{port}")
     finally:
@@ -375,8 +368,8 @@ def test_an_identity_made_invalid_and_then_deleted_is_still_deleted_in_entra(clu
     apply(plane, managed(cluster, namespace, "orphan"))
     with controller(cluster, namespace):
         client_id = wait_ready(plane, namespace, "orphan")["status"]["clientId"]
-        groups = [{"kind": "Group", "id": cluster.doubles.group()} for _ in range(6)]  # Graph takes at most 5
-        apply(plane, managed(cluster, namespace, "orphan", sponsors=groups))  # the CRD schema cannot tell
+        # A blank display name: the CRD schema (minLength 1) cannot tell, the webhook's validation can.
+        apply(plane, managed(cluster, namespace, "orphan", displayName="   "))
         wait_reason(plane, namespace, "orphan", "InvalidSpec")
         plane.kubectl("delete", "agentidentity", "orphan", "-n", namespace, "--wait=false")
         eventually(lambda: get(plane, namespace, "orphan") is None)

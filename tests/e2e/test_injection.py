@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import (
+    admissions,
     apply,
     create,
     create_refused,
@@ -368,11 +369,13 @@ def late_webhook(control_plane: ControlPlane, certs: Path) -> Iterator[str]:
 
 
 def test_a_container_added_by_a_later_webhook_gets_env_on_reinvocation(
-    control_plane: ControlPlane, namespace: str, late_webhook: str
+    control_plane: ControlPlane, namespace: str, late_webhook: str, webhook: Served
 ) -> None:
     del late_webhook
     control_plane.kubectl("label", "namespace", namespace, "e2e-late-container=yes")
     stored, _ = create(control_plane, named(namespace, "reinvoked"))
+    # reinvocationPolicy IfNeeded: called again because the later webhook changed the Pod.
+    assert admissions(control_plane, webhook, namespace, "reinvoked") == ["injected", "reinvoked"]
     assert layout(stored) == injected(control_plane, "app", "late-proxy")
     assert env_of(container(stored, "late-proxy")) == APP_ENV
     assert env_of(container(stored, "app")) == APP_ENV

@@ -22,6 +22,7 @@ from scripts.go_tools import go_tools
 from tests.e2e.conftest import (
     apply,
     create,
+    deployment,
     example_config,
     labelled_webhook,
     wait_for_service_account,
@@ -62,8 +63,9 @@ def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
 def test_manifests_and_overlays_are_accepted_by_the_api_server(control_plane: ControlPlane, overlay: str) -> None:
     documents = build(control_plane, MANIFESTS / overlay)
     kinds = {document["kind"] for document in documents}
-    assert {"Namespace", "CustomResourceDefinition", "Deployment", "Service", "PodDisruptionBudget"} <= kinds
+    assert {"Namespace", "Deployment", "Service", "PodDisruptionBudget"} <= kinds
     assert {"ClusterRole", "ClusterRoleBinding", "ServiceAccount", "MutatingWebhookConfiguration"} <= kinds
+    assert "CustomResourceDefinition" not in kinds  # manifests/crds/, apart: deleting an install keeps them
     cert_manager = [d for d in documents if d["apiVersion"].startswith("cert-manager.io/")]
     assert bool(cert_manager) == (overlay == "cert-manager")
     if overlay == "cert-manager":
@@ -100,21 +102,6 @@ def _events(plane: ControlPlane, namespace: str, reason: str, kind: str = "Repli
     return [e for e in items if e["reason"] == reason and e["involvedObject"]["kind"] == kind]
 
 
-def _deployment(namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": "example.com/agent:1.0"}]},
-            },
-        },
-    }
-
-
 def test_a_skipped_pod_gets_a_warning_and_an_event_on_its_replica_set(
     control_plane: ControlPlane, namespace: str
 ) -> None:
@@ -122,7 +109,7 @@ def test_a_skipped_pod_gets_a_warning_and_an_event_on_its_replica_set(
     assert f'Warning: pod "plain" in namespace "{namespace}": names no agent identity' in warnings
     (on_pod,) = eventually(lambda: _events(control_plane, namespace, "EntraInjectionSkipped", kind="Pod"))
     assert on_pod["involvedObject"]["name"] == "plain"
-    apply(control_plane, _deployment(namespace, "unnamed", {}))
+    apply(control_plane, deployment(namespace, "unnamed", {}))
     (event,) = eventually(lambda: _events(control_plane, namespace, "EntraInjectionSkipped"))
     assert event["involvedObject"]["kind"] == "ReplicaSet"
     assert event["involvedObject"]["name"].startswith("unnamed-")
@@ -132,7 +119,7 @@ def test_a_skipped_pod_gets_a_warning_and_an_event_on_its_replica_set(
 
 
 def test_a_denied_pod_gets_a_warning_event_on_its_replica_set(control_plane: ControlPlane, namespace: str) -> None:
-    apply(control_plane, _deployment(namespace, "typo", {"entra.io/agent-identity": "sales-agnt"}))
+    apply(control_plane, deployment(namespace, "typo", {"entra.io/agent-identity": "sales-agnt"}))
     (event,) = eventually(lambda: _events(control_plane, namespace, "EntraInjectionDenied"))
     assert event["type"] == "Warning"
     assert event["involvedObject"]["kind"] == "ReplicaSet"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import CRDS, apply, example_config, opt_in, webhook_configuration
+from tests.e2e.conftest import apply, apply_crds, example_config, opt_in, webhook_configuration
 from tests.e2e.controlplane import VERSIONS, ControlPlane, build_binaries, start_control_plane
 from tests.servers import serve
 from webhook.core.settings import Settings
@@ -189,8 +189,7 @@ def percentiles(values: list[float]) -> str:
 
 
 def _install_crds(plane: ControlPlane) -> None:
-    plane.kubectl("apply", "-f", str(CRDS))
-    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    apply_crds(plane)
 
 
 def _prepare(plane: ControlPlane, webhook_url: str, ca_pem: bytes) -> None:

@@ -20,11 +20,13 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from webhook.common.names import is_object_name
-from webhook.common.text import clip
+from webhook.common.text import QUOTE_LIMIT, clip, elide, quoted
 
 GROUP = "entra.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# How to install (or update) the CRDs without Helm: they ship apart from the workloads.
+INSTALL_CRDS = "kubectl apply -k manifests/crds"
 BLUEPRINT = "AgentBlueprint"
 IDENTITY = "AgentIdentity"
 KINDS = (BLUEPRINT, IDENTITY)
@@ -39,8 +41,32 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(_[A-Za-z0-9-]+)*$")
 
 
+def _shown(value: object) -> str:
+    """A value quoted in a message, bounded whatever its size (anyone who may write a resource chose it)."""
+    return quoted(value) if isinstance(value, str) else clip(repr(value), QUOTE_LIMIT)
+
+
+# What the CRDs' CEL rules (Kubernetes 1.25+) refuse, in the same words (tests/test_crds.py holds them
+# together): older servers accept such a resource, and Pods naming it are denied with the fix.
+UNNAMED_IDENTITY = "set spec.clientId (an existing agent identity) or spec.sponsors (to have one created)"
+INCOMPLETE_BLUEPRINT = (
+    "set spec.tenantId, spec.clientId and spec.credential, or spec.envFrom naming a ConfigMap or Secret that "
+    "holds the AzureAd__* settings"
+)
+ONE_CREDENTIAL = (
+    "set exactly one of spec.credential.workloadIdentity (a projected service-account token; an empty object "
+    "takes the defaults) or spec.credential.clientSecret (a Secret's name and key)"
+)
+ONE_ENV_FROM_SOURCE = "set exactly one of configMapRef or secretRef in each spec.envFrom entry"
+API_NAME = (
+    "a downstream API name starts with a letter and holds only letters, digits, '-' and single '_' (it becomes "
+    "part of the sidecar's env var names and URL paths)"
+)
+GROUP_SPONSORS = "at most 5 sponsors may be groups (Entra's limit); list users instead"
+
+
 def _fail(kind: str, message: str, value: object) -> PydanticCustomError:
-    return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": repr(value)})
+    return PydanticCustomError(kind, "{message}, got {value}", {"message": message, "value": _shown(value)})
 
 
 def _guid(value: str) -> str:
@@ -63,7 +89,7 @@ def _secret_key(value: str) -> str:
 
 def _api_name(value: str) -> str:
     if not _API_NAME.fullmatch(value):
-        raise _fail("api_name", "must start with a letter and hold only letters, digits, '-' and single '_'", value)
+        raise _fail("api_name", API_NAME, value)
     return value
 
 
@@ -128,7 +154,7 @@ class Credential(_Spec):
     @_model_validator(mode="after")
     def _exactly_one(self) -> Credential:
         if (self.workload_identity is None) == (self.client_secret is None):
-            raise PydanticCustomError("one_credential", "must set exactly one of workloadIdentity or clientSecret")
+            raise PydanticCustomError("one_credential", ONE_CREDENTIAL)
         return self
 
 
@@ -153,7 +179,7 @@ class EnvFromSource(_Spec):
     @_model_validator(mode="after")
     def _exactly_one(self) -> EnvFromSource:
         if (self.config_map_ref is None) == (self.secret_ref is None):
-            raise PydanticCustomError("one_ref", "must set exactly one of configMapRef or secretRef")
+            raise PydanticCustomError("one_ref", ONE_ENV_FROM_SOURCE)
         return self
 
 
@@ -182,8 +208,7 @@ class BlueprintSpec(_Spec):
         if missing:
             raise PydanticCustomError(
                 "incomplete",
-                "needs tenantId, clientId and credential, or envFrom naming a ConfigMap/Secret that holds "
-                "the AzureAd__* settings (missing: {missing})",
+                INCOMPLETE_BLUEPRINT + " (missing: {missing})",
                 {"missing": ", ".join(missing)},
             )
         return self
@@ -203,7 +228,7 @@ class Sponsor(_Spec):
 
 def _display_name(value: str) -> str:
     if not value.strip() or len(value) > MAX_DISPLAY_NAME:
-        raise _fail("display_name", f"must hold 1 to {MAX_DISPLAY_NAME} characters", value[:80])
+        raise _fail("display_name", f"must hold 1 to {MAX_DISPLAY_NAME} characters", value)
     return value
 
 
@@ -222,8 +247,7 @@ class IdentitySpec(_Spec):
         if self.client_id is None and not self.sponsors:
             raise PydanticCustomError(
                 "unnamed",
-                "needs clientId (an agent identity that exists in Entra) or sponsors (user or group object ids, "
-                "to have the controller create one)",
+                UNNAMED_IDENTITY,
             )
         if len(self.sponsors) > MAX_SPONSORS:
             raise PydanticCustomError(
@@ -235,7 +259,7 @@ class IdentitySpec(_Spec):
         if groups > MAX_GROUP_SPONSORS:
             raise PydanticCustomError(
                 "sponsors",
-                "sponsors: at most {limit} groups (Entra's limit), got {count}",
+                "sponsors: " + GROUP_SPONSORS + " (got {count})",
                 {"limit": MAX_GROUP_SPONSORS, "count": groups},
             )
         return self
@@ -246,7 +270,9 @@ class IdentitySpec(_Spec):
 
 
 READY = "Ready"
-MESSAGE_LIMIT = 300  # a condition's message as quoted in a denial
+# A condition's message as quoted in a denial: the controller writes at most this much, and a longer one (written
+# by someone else) loses its middle, never the fix at its end.
+MESSAGE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +302,7 @@ class IdentityStatus:
                 ready = Condition(
                     str(item.get("status", "Unknown"))[:20],
                     str(item.get("reason", ""))[:80],
-                    clip(str(item.get("message", "")), MESSAGE_LIMIT - 1),
+                    elide(str(item.get("message", "")), MESSAGE_LIMIT),
                 )
         return cls(client_id.lower() if valid and isinstance(client_id, str) else None, ready)
 
@@ -366,6 +392,9 @@ def parse_resource(kind: str, raw: Mapping[str, Any]) -> ConfigObject:
     return parse_object({**raw, "apiVersion": API_VERSION, "kind": kind})
 
 
+PROBLEM_LIMIT = 10  # problems named in one message; the rest are counted
+
+
 def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -> str:
     """One clause per problem: the field path in Kubernetes spelling, then what is wrong and allowed."""
     problems = []
@@ -378,19 +407,21 @@ def describe_errors(error: ValidationError, root: str, model: type[BaseModel]) -
         elif item["type"] == "extra_forbidden":
             message = f"is not a known field (allowed: {', '.join(_fields_at(model, loc[:-1]))})"
         elif item["type"] in {"model_type", "model_attributes_type", "dict_type"}:
-            message = f"must be a mapping, got {item['input']!r}"
+            message = f"must be a mapping, got {_shown(item['input'])}"
         elif item["type"] in {"tuple_type", "list_type"}:
-            message = f"must be a list, got {item['input']!r}"
+            message = f"must be a list, got {_shown(item['input'])}"
         elif item["type"] in {"literal_error", "string_type", "int_type", "bool_type"}:
-            message = f"{message}, got {item['input']!r}"
+            message = f"{message}, got {_shown(item['input'])}"
         problems.append(f"{path}: {message}")
-    return "; ".join(problems)
+    shown = problems[:PROBLEM_LIMIT]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more problem{'s' if more > 1 else ''}" if more else "")
 
 
 def _path_part(part: int | str) -> str:
     if isinstance(part, int):
         return f"[{part}]"
-    return " (the name)" if part == "[key]" else f".{part}"
+    return " (the name)" if part == "[key]" else f".{clip(part)}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:

@@ -18,6 +18,21 @@ def clip(value: str, limit: int = QUOTE_LIMIT) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
 
 
+def elide(value: str, limit: int) -> str:
+    """`value` within `limit` characters, its middle dropped at word boundaries: a message someone else wrote
+    (a condition, a validation error) keeps its start (what is wrong) and its end (the fix)."""
+    if len(value) <= limit:
+        return value
+    marker = " … "
+    tail_budget = (limit - len(marker)) // 3
+    head_budget = limit - len(marker) - tail_budget
+    head = value[:head_budget]
+    head = head.rsplit(" ", 1)[0] if " " in head[head_budget // 2 :] else head
+    tail = value[-tail_budget:] if tail_budget else ""
+    tail = tail.split(" ", 1)[1] if " " in tail[: tail_budget // 2] else tail
+    return head.rstrip() + marker + tail.lstrip()
+
+
 def quoted(value: str, limit: int = QUOTE_LIMIT) -> str:
     """`value` as Python's repr of its first `limit` characters: 'abc', 'abc…'."""
     return repr(clip(value, limit))

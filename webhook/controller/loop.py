@@ -23,6 +23,7 @@ from webhook.common.models import (
     BLUEPRINT,
     GROUP,
     IDENTITY,
+    INSTALL_CRDS,
     PLURALS,
     VERSION,
     AgentBlueprint,
@@ -125,7 +126,7 @@ class Controller:
                 functools.partial(self._on_list, kind),
                 functools.partial(self._event, kind),
                 functools.partial(self._watch_restarted, kind),
-                hint_404=" (are the CRDs installed? kubectl apply -k manifests/)",
+                hint_404=f" (are the CRDs installed? {INSTALL_CRDS})",
             )
             self._followers.append(follower)
             self._threads.append(follower.start())

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from webhook.common.models import IDENTITY, AgentIdentity, ObjectRef
+from webhook.common.models import IDENTITY, INSTALL_CRDS, AgentIdentity, ObjectRef
 from webhook.controller import advice, reconcile, steps
 from webhook.controller.credentials import BlueprintOf, Credentials, Session
 from webhook.controller.failure import Failure, Retry
@@ -269,7 +269,7 @@ class Provisioner:
             raise Failure(
                 "CRDOutdated",
                 "the API server dropped status.pendingCreate, so the AgentIdentity CRD predates this controller: "
-                "apply this version's CRDs (kubectl apply -k manifests/); nothing is created until then",
+                f"apply this version's CRDs ({INSTALL_CRDS}, or upgrade the chart); nothing is created until then",
             )
 
     def _unconfirmed(self, ref: ObjectRef, intent: Intent, session: Session, deleting: bool) -> str:

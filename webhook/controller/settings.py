@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from webhook.common.models import Guid
-from webhook.common.settings import load_model
+from webhook.common.settings import LogLevel, load_model, setting
 
 ENV_PREFIX = "ENTRA_CONTROLLER_"
 DEFAULT_GRAPH = "https://graph.microsoft.com/v1.0"
@@ -41,41 +41,55 @@ Seconds = Annotated[float, Field(gt=0)]
 class ControllerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kubeconfig: Path | None = None  # else the in-cluster service account
-    graph_url: HttpsUrl = DEFAULT_GRAPH
-    authority_host: HttpsUrl | None = None  # else the blueprint's spec.instance, else login.microsoftonline.com
-    ca_file: Path | None = None  # trust for Graph and the token endpoint (default: the system's)
-    token_file: Path = DEFAULT_TOKEN_FILE  # projected token, audience api://AzureADTokenExchange
-    cluster_name: Name = "kubernetes"  # goes into the marker tag on every identity it creates
-    directory_client_id: Guid | None = Field(
-        default=None,
-        description=(
-            "Client id of an optional directory app (workload identity federation with the controller's "
-            "token file) that an admin granted AgentIdentity.Read.All or AgentIdentity.ReadWrite.All: "
-            "with it the controller lists identities (to resolve a create whose answer was lost, and "
-            "to find what a deleted resource left behind) and, with ReadWrite.All, syncs sponsors. "
-            "Without it, only what the blueprint itself may do (docs/security/entra-permissions.md)"
-        ),
+    kubeconfig: Path | None = setting(None, "the cluster to reconcile", unset="the in-cluster service account")
+    graph_url: HttpsUrl = setting(DEFAULT_GRAPH, "Microsoft Graph (sovereign clouds have their own)")
+    authority_host: HttpsUrl | None = setting(
+        None,
+        "the Entra authority for token requests",
+        unset="the blueprint's spec.instance, else login.microsoftonline.com",
     )
-    namespace: Name | None = None  # reconcile only this namespace (default: all)
-    lease_name: Name = "entra-webhook-controller"
-    lease_namespace: Name = "entra-system"
-    lease_seconds: Seconds = 15.0
-    renew_seconds: Seconds = 5.0
-    resync_seconds: Seconds = 600.0
-    backoff_seconds: Seconds = 1.0  # first retry of a failed reconcile; doubles, with jitter
-    backoff_max_seconds: Seconds = 300.0
-    retry_after_max_seconds: Seconds = 60.0  # longest Retry-After honoured inside one call
+    ca_file: Path | None = setting(None, "CA bundle to trust for Graph and the token endpoint", unset="the system's")
+    token_file: Path = setting(
+        DEFAULT_TOKEN_FILE, "projected service-account token, audience api://AzureADTokenExchange"
+    )
+    cluster_name: Name = setting(
+        "kubernetes", "goes into the marker tag on every identity it creates: one per cluster sharing a tenant"
+    )
+    directory_client_id: Guid | None = setting(
+        None,
+        "client id of an optional directory app (workload identity federation with the token file) that an admin "
+        "granted AgentIdentity.Read.All or AgentIdentity.ReadWrite.All: with it the controller lists identities "
+        "(to resolve a create whose answer was lost, and to find what a deleted resource left behind) and, with "
+        "ReadWrite.All, syncs sponsors (docs/security/entra-permissions.md)",
+        unset="none: only what the blueprint itself may do",
+    )
+    namespace: Name | None = setting(None, "reconcile only this namespace", unset="all namespaces")
+    lease_name: Name = setting("entra-webhook-controller", "the Lease its replicas elect a leader with")
+    lease_namespace: Name = setting("entra-system", "the Lease's namespace")
+    lease_seconds: Seconds = setting(15.0, "how long a Lease not renewed stays the leader's")
+    renew_seconds: Seconds = setting(5.0, "how often the leader renews the Lease")
+    resync_seconds: Seconds = setting(600.0, "how often each identity is checked against Entra")
+    backoff_seconds: Seconds = setting(1.0, "first retry of a failed reconcile; doubles, with jitter")
+    backoff_max_seconds: Seconds = setting(300.0, "longest wait between retries of a failed reconcile")
+    retry_after_max_seconds: Seconds = setting(60.0, "longest Retry-After honoured inside one call")
     # How long Graph may take to show a fresh identity: reads that 404 after a create, and lists that
     # do not show a create whose answer was lost (waited for this long past the create's timeout).
-    replication_seconds: Seconds = 180.0
-    http_timeout_seconds: Seconds = 30.0
-    workers: Annotated[int, Field(ge=1, le=16)] = 2
-    metrics_host: str = "0.0.0.0"
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090  # /healthz, /readyz, /metrics; 0 turns it off
-    issuer: HttpsUrl | None = None  # the service-account issuer (default: read from the API server)
-    service_account: str | None = None  # NAMESPACE:NAME of the controller (default: the token file's subject)
-    log_level: str = "INFO"
+    replication_seconds: Seconds = setting(
+        180.0, "how long Graph may take to show a fresh identity (reads that 404 after a create, lists missing it)"
+    )
+    http_timeout_seconds: Seconds = setting(30.0, "timeout of one Graph or token request")
+    workers: int = setting(2, "reconciles run at once, 1..16", ge=1, le=16)
+    metrics_host: str = setting("0.0.0.0", "address of /healthz, /readyz and /metrics")
+    metrics_port: int = setting(9090, "port of /healthz, /readyz and /metrics; 0 turns them off", ge=0, le=65535)
+    issuer: HttpsUrl | None = setting(
+        None,
+        "the cluster's service-account issuer",
+        unset="read from the API server's /.well-known/openid-configuration",
+    )
+    service_account: str | None = setting(
+        None, "NAMESPACE:NAME of the controller's service account", unset="the token file's subject"
+    )
+    log_level: LogLevel = setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
 def load_controller_settings(flags: Mapping[str, Any], environ: Mapping[str, str]) -> ControllerSettings:

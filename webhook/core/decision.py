@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.common.models import ObjectRef
-from webhook.core.encoded import array, decode, value
+from webhook.core.encoded import decode, value
 from webhook.core.index import ConfigView
 from webhook.core.inject import Conflict, Plan, plan
 from webhook.core.pod import (
@@ -136,7 +136,7 @@ def _who(pod: Mapping[str, Any], namespace: str, subject: str | None) -> str:
 def _injected(
     result: Plan, resolution: Resolved, pod: Mapping[str, Any], namespace: str, subject: str | None
 ) -> Outcome:
-    if result.reinvoked and not result.count:
+    if result.reinvoked and not result.patch.op_count:
         # A reinvocation with nothing new to do: not news to the user.
         who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
@@ -146,4 +146,5 @@ def _injected(
         who = _who(pod, namespace, subject)
         warnings = [f"{who}: {warning}" for warning in result.warnings]
     identity = resolution.identity.ref.name if resolution.identity else None
-    return Inject(array(result.ops), result.count, warnings, reason, resolution.blueprint.ref.name, identity)
+    patch = result.patch
+    return Inject(patch.document(), patch.op_count, warnings, reason, resolution.blueprint.ref.name, identity)

@@ -1,9 +1,9 @@
-"""JSON values and JSON Patch `add` ops as bytes, so a patch is joined from parts encoded once.
+"""JSON values as bytes, so a patch is joined from values encoded once (`webhook.core.patch`).
 
-`orjson` writes compact JSON with no spaces, so `b"[" + b",".join(map(dumps, ops)) + b"]"` is
-byte for byte `dumps(ops)`: parts encoded once per configuration and parts encoded per Pod make
-the same patch as encoding it whole. Bytes are immutable, so a cached part is never changed by
-whoever reads it.
+`orjson` writes compact JSON with no spaces, so `b"[" + b",".join(map(dumps, items)) + b"]"` is
+byte for byte `dumps(items)`: values encoded once per configuration and values encoded per Pod
+make the same patch as encoding it whole. Bytes are immutable, so a cached value is never changed
+by whoever reads it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-
-_ADD = b'{"op":"add","path":'
-_VALUE = b',"value":'
-_OPENED = _ADD + b'"'
 
 
 def escape(token: str) -> str:
@@ -31,27 +27,6 @@ def value(item: Any) -> bytes:
         return orjson.dumps(item)
     except TypeError:
         return json.dumps(item, separators=(",", ":")).encode()
-
-
-def add(path: str, encoded: bytes) -> bytes:
-    """One `add` op whose value is already JSON."""
-    return _ADD + orjson.dumps(path) + _VALUE + encoded + b"}"
-
-
-def start(path: str) -> bytes:
-    """An add op up to its value, for a path used again and again: `start(p) + value + b"}"`."""
-    return _ADD + orjson.dumps(path) + _VALUE
-
-
-def opened(path: str) -> bytes:
-    """An add op up to its path, left open for an `appended` tail: `{"op":"add","path":"PATH`.
-    Only for our own paths (ASCII, no quote or backslash to escape)."""
-    return _OPENED + path.encode()
-
-
-def appended(encoded: bytes) -> bytes:
-    """The rest of an op that appends `encoded` to the list at an `opened` path: `/-","value":...}`."""
-    return b'/-"' + _VALUE + encoded + b"}"
 
 
 def array(items: Iterable[bytes]) -> bytes:

@@ -3,9 +3,9 @@
 Ops run in order: annotations, volumes, the sidecar, then app env. App env ops use the indices
 after the sidecar went in, so a reader of the patch sees the final positions.
 
-Ops are encoded as they are made (`webhook.core.encoded`): those no Pod changes (the sidecar, its volumes,
-the app env, the status annotation) come whole from the render cache (`webhook.core.rendered`); only the
-paths and the few values the Pod decides are encoded per admission.
+`plan` says which ops a Pod gets; the writer (`webhook.core.patch`) encodes and counts them. Those no
+Pod changes (the sidecar, its volumes, the app env, the status annotation) come encoded from the render
+cache (`webhook.core.rendered`); only the paths and the few values the Pod decides are encoded per admission.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 from webhook.common.text import clip, listing, quoted
 from webhook.core.budget import copied, over_limit, seccomp_synced
-from webhook.core.encoded import add, array, escape, opened, start, value
+from webhook.core.encoded import array, escape, value
+from webhook.core.patch import Ops, Patch
 from webhook.core.placement import NATIVE_SIDECARS_SINCE, Mode
 from webhook.core.pod import (
     DEFAULT_CONTAINER,
@@ -30,7 +31,7 @@ from webhook.core.pod import (
 )
 from webhook.core.pod import SIDECAR_NAME as SIDECAR
 from webhook.core.reasons import Reason
-from webhook.core.rendered import Env, Parts, Rendered
+from webhook.core.rendered import Env, Rendered
 from webhook.core.resolve import Resolved
 from webhook.core.settings import Settings
 from webhook.core.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
@@ -38,22 +39,17 @@ from webhook.core.sidecar import SECCOMP_PROFILE, VOLUME_NAMES
 Json = dict[str, Any]
 _NOTHING: Mapping[str, Any] = {}  # read only
 _RESERVED = frozenset(VOLUME_NAMES)
-_DEFAULT_CONTAINER_START = start(f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}")  # its value is the Pod's
+_DEFAULT_CONTAINER_PATH = f"/metadata/annotations/{escape(DEFAULT_CONTAINER)}"
 # What a 1.19-1.24 API server copies to annotations from our sidecar's seccomp profile.
 _SIDECAR_COPIED = copied(SIDECAR, {"securityContext": {"seccompProfile": {"type": SECCOMP_PROFILE}}})
-# The env paths of the first containers, opened once (`encoded.opened`).
-_ENV_OPENED = {
-    (key, at): opened(f"/spec/{key}/{at}/env") for key in ("containers", "initContainers") for at in range(32)
-}
 _NAME = repeat("name")  # `map(dict.get, items, _NAME)`: each item's name at C speed (endless: one serves all)
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """`ops` are encoded JSON Patch ops, or runs of them joined by commas: `count` says how many."""
+    """The ops the Pod gets, written (`webhook.core.patch`)."""
 
-    ops: list[bytes]
-    count: int
+    patch: Patch
     warnings: list[str] = field(default_factory=list)
     mode: Mode = "container"
     reinvoked: bool = False
@@ -95,8 +91,9 @@ def plan(
         targets = _targets(names, init_names, options, mode, init_after=native_at or 0)
         if isinstance(targets, Conflict):
             return targets
-        ops: list[bytes] = []
-        return Plan(ops, _env_ops(spec, targets, env, ops), unreadable, mode, reinvoked=True)
+        patch = Patch()
+        _add_env(patch, spec, targets, env)
+        return Plan(patch, unreadable, mode, reinvoked=True)
 
     warnings: list[str] = []
     mode = _mode(options, settings, server_version, warnings)
@@ -120,53 +117,53 @@ def plan(
 
     parts = rendered.parts(resolved.blueprint, resolved.identity, mode, port)
     first_app = next(filter(None, names), None)  # no sidecar among them: it is not there yet
-    annotated = _annotation_ops(pod, spec, parts, first_app, server_version)
-    if isinstance(annotated, Conflict):
-        return annotated
-    ops, count = annotated, len(annotated) + 2
-    if isinstance(spec.get("volumes"), list):
-        ops.append(parts.volumes.append_ops)
-        count += parts.volumes.append_count - 1
-    else:
-        ops.append(parts.volumes.create_op)
+    annotations = _annotations(pod, spec, parts.status, first_app, server_version)
+    if isinstance(annotations, Conflict):
+        return annotations
     key = "initContainers" if mode == "native" else "containers"
+    patch = Patch()
+    _add_annotations(patch, pod, annotations, parts.add_status)
+    patch.extend(parts.volumes.append if isinstance(spec.get("volumes"), list) else parts.volumes.create)
     # First, even in an empty list: an add never replaces a list.
-    ops.append(parts.sidecar.insert_op if isinstance(spec.get(key), list) else parts.sidecar.create_op)
-    count += _env_ops(spec, targets, parts.env, ops, shifted=key)
-    return Plan(ops, count, warnings, mode)
+    patch.extend(parts.sidecar.insert if isinstance(spec.get(key), list) else parts.sidecar.create)
+    _add_env(patch, spec, targets, parts.env, shifted=key)
+    return Plan(patch, warnings, mode)
 
 
-def _annotation_ops(
+def _annotations(
     pod: Mapping[str, Any],
     spec: Mapping[str, Any],
-    parts: Parts,
+    status: str,
     first_app: str | None,
     server_version: tuple[int, int] | None,
-) -> list[bytes] | Conflict:
-    """Ours where the Pod has none yet, within the annotation budget; absent or null maps are set whole."""
+) -> dict[str, str] | Conflict:
+    """Ours that the Pod has none of yet, within the annotation budget."""
     metadata = pod.get("metadata")
     present = metadata.get("annotations") if metadata is not None else None  # shape-checked: strings, or absent
-    if present is None:
-        added = {STATUS: parts.status}
-        if first_app is not None:
-            added[DEFAULT_CONTAINER] = first_app
-    else:
-        added = {} if STATUS in present else {STATUS: parts.status}
-        if first_app is not None and DEFAULT_CONTAINER not in present:
-            added[DEFAULT_CONTAINER] = first_app
     have = present if present is not None else _NOTHING
+    added = {} if STATUS in have else {STATUS: status}
+    if first_app is not None and DEFAULT_CONTAINER not in have:
+        added[DEFAULT_CONTAINER] = first_app
     lists = (spec.get("initContainers") or (), spec.get("containers") or (), spec.get("ephemeralContainers") or ())
     synced = seccomp_synced(spec, have, server_version, *lists, ours=_SIDECAR_COPIED)
     too_large = over_limit(have, added, synced)
     if too_large:
         return Conflict("annotations-too-large", too_large)
-    if present is None:
-        whole = add("/metadata/annotations", value(added)) if metadata is not None else None
-        return [whole or add("/metadata", value({"annotations": added}))]
-    ops = [parts.status_op] if STATUS in added else []
-    if first_app is not None and DEFAULT_CONTAINER in added:
-        ops.append(_DEFAULT_CONTAINER_START + value(first_app) + b"}")
-    return ops
+    return added
+
+
+def _add_annotations(patch: Patch, pod: Mapping[str, Any], added: dict[str, str], add_status: Ops) -> None:
+    """Each into the Pod's annotations; an absent or null map is set whole (and absent metadata too)."""
+    metadata = pod.get("metadata")
+    if metadata is None:
+        patch.add("/metadata", value({"annotations": added}))
+    elif metadata.get("annotations") is None:
+        patch.add("/metadata/annotations", value(added))
+    else:
+        if STATUS in added:
+            patch.extend(add_status)  # encoded once per configuration
+        if DEFAULT_CONTAINER in added:
+            patch.add(_DEFAULT_CONTAINER_PATH, value(added[DEFAULT_CONTAINER]))
 
 
 def _mode(options: PodOptions, settings: Settings, server_version: tuple[int, int] | None, warnings: list[str]) -> Mode:
@@ -290,25 +287,19 @@ def _targets(
     )
 
 
-def _env_ops(
-    spec: Mapping[str, Any], targets: list[tuple[str, int]], env: Env, ops: list[bytes], shifted: str | None = None
-) -> int:
-    """Appends to `ops` the env each target lacks (by name): appended to its list, or the list set whole
-    where it has none; `shifted` is the list the sidecar was put first in. Returns how many ops."""
-    count = 0
+def _add_env(
+    patch: Patch, spec: Mapping[str, Any], targets: list[tuple[str, int]], env: Env, shifted: str | None = None
+) -> None:
+    """The env each target lacks (by name): appended to its list, or the list set whole where it has
+    none; `shifted` is the list the sidecar was put first in."""
     for key, index in targets:
         listed = spec[key][index].get("env")  # shape-checked: an array of objects, or absent
-        at = index + 1 if key == shifted else index
+        path = f"/spec/{key}/{index + 1 if key == shifted else index}/env"
         if listed is None:
-            ops.append(add(f"/spec/{key}/{at}/env", array(env.items)))
-            count += 1
+            patch.add(path, array(env.items))
             continue
-        tails = env.tails
+        items = env.items
         if listed and not env.name_set.isdisjoint(map(dict.get, listed, _NAME)):
             present = set(map(dict.get, listed, _NAME))
-            tails = tuple(tail for name, tail in zip(env.names, env.tails, strict=True) if name not in present)
-        if tails:
-            begun = _ENV_OPENED.get((key, at)) or opened(f"/spec/{key}/{at}/env")
-            ops.append(begun + (b"," + begun).join(tails))
-            count += len(tails)
-    return count
+            items = tuple(item for name, item in zip(env.names, env.items, strict=True) if name not in present)
+        patch.append(path, items)

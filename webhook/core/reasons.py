@@ -146,13 +146,19 @@ REASONS: Mapping[Reason, About] = {
     "invalid-config": About(
         "denied",
         "The AgentBlueprint or AgentIdentity the Pod uses is invalid (for example a blueprint with neither "
-        "`clientId` and `tenantId` nor `envFrom`); the message carries the validation error.",
-        "Fix the resource the message names.",
+        "`clientId` and `tenantId` nor `envFrom`); the message carries the validation error, in the words the "
+        "CRDs' validation rules use (from Kubernetes 1.25 the API server refuses such a resource when it is "
+        "applied; an older one accepts it, and this denial is where the mistake shows). The values it quotes are "
+        "clipped, at most ten problems are named (the rest counted), and a longer message loses its middle, "
+        "never the fix at its end.",
+        "Fix the resource the message names; `entra-webhook check` lists every invalid one "
+        "([check an install](../operations/check.md)).",
     ),
     "identity-not-ready": About(
         "denied",
         "The agent identity is managed by the controller and not Ready yet; the message carries its Ready "
-        "condition. The webhook reads it once more from the API server before it denies (the controller may "
+        "condition (at most 1,000 characters: a longer one, written by someone else, loses its middle, never the "
+        "fix at its end). The webhook reads it once more from the API server before it denies (the controller may "
         "have just written it); ReplicaSets and Jobs retry, so their Pods come once it is Ready.",
         "Wait, or act on the condition's reason: `kubectl describe agentidentity NAME -n NAMESPACE` "
         "([identity conditions](../troubleshooting/conditions.md)).",
@@ -174,7 +180,9 @@ REASONS: Mapping[Reason, About] = {
     "volume-conflict": About(
         "denied",
         "The Pod has a volume with a name the sidecar reserves (`entra-identity-token`, `entra-sidecar-tmp`, "
-        "`entra-sidecar-keys`) but not the sidecar.",
+        "`entra-sidecar-keys`, `entra-sidecar-no-api-token`) but not the sidecar. `entra-sidecar-no-api-token` is "
+        "the empty, read-only volume the sidecar mounts at the Kubernetes API token path, so that it holds no API "
+        "token ([the service-account token](../concepts/service-account-token.md)).",
         "Rename the volume.",
     ),
 }

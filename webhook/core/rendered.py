@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from webhook.common.models import AgentBlueprint, AgentIdentity
-from webhook.core.encoded import add, appended, array, escape, kept, value
+from webhook.core.encoded import array, escape, kept, value
+from webhook.core.patch import Ops, Patch
 from webhook.core.placement import Mode
 from webhook.core.pod import STATUS
 from webhook.core.settings import Settings
@@ -41,30 +42,28 @@ LIMIT = 16_384
 
 @dataclass(frozen=True, slots=True)
 class Env:
-    """The app env, encoded: each item as JSON, and as the tail of an op appending it (`appended`)."""
+    """The app env, each item encoded as JSON, with its names."""
 
     names: tuple[str, ...]
     items: tuple[bytes, ...]
-    tails: tuple[bytes, ...]
     name_set: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class Sidecar:
-    """The sidecar container's ops for one list (`initContainers` or `containers`): first in the list the
-    Pod has, or the list itself where it has none (an add never replaces a list)."""
+    """The sidecar container's op for one list (`initContainers` or `containers`): first in the list
+    the Pod has, or the list itself where it has none (an add never replaces a list)."""
 
-    insert_op: bytes
-    create_op: bytes
+    insert: Ops
+    create: Ops
 
 
 @dataclass(frozen=True, slots=True)
 class Volumes:
-    """The volumes' ops: appended to a Pod's list (joined: `append_count` ops), or the list set whole."""
+    """The volumes' ops: appended to the Pod's list, or the list set whole."""
 
-    append_ops: bytes
-    append_count: int
-    create_op: bytes
+    append: Ops
+    create: Ops
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,7 @@ class Parts:
     volumes: Volumes
     env: Env
     status: str  # the `entra.io/status` annotation's value
-    status_op: bytes  # the op adding it to a Pod's annotations
+    add_status: Ops  # the op adding it to a Pod's annotations
 
 
 class Rendered:
@@ -116,7 +115,7 @@ class Rendered:
             self._volumes_of(blueprint),
             _env(blueprint_app_env(blueprint, port) + identity_app_env(identity)),
             status,
-            kept(add(f"/metadata/annotations/{escape(STATUS)}", value(status))),
+            Patch().add(f"/metadata/annotations/{escape(STATUS)}", value(status)).ops().kept(),
         )
         _put(self._parts, key, (blueprint, identity, parts), self.limit)
         return parts
@@ -129,7 +128,9 @@ class Rendered:
             return found[1]
         container = value(sidecar_container(blueprint, identity, self.settings, port, mode))
         where = "/spec/initContainers" if mode == "native" else "/spec/containers"
-        sidecar = Sidecar(kept(add(f"{where}/0", container)), kept(add(where, b"[" + container + b"]")))
+        sidecar = Sidecar(
+            Patch().add(f"{where}/0", container).ops().kept(), Patch().add(where, array([container])).ops().kept()
+        )
         _put(self._sidecars, key, (blueprint, sidecar), self.limit)
         return sidecar
 
@@ -139,16 +140,16 @@ class Rendered:
         if found is not None and found[0] is blueprint:
             return found[1]
         items = [value(volume) for volume in sidecar_volumes(blueprint)]
-        appended_ops = b",".join(add("/spec/volumes/-", item) for item in items)
-        volumes = Volumes(kept(appended_ops), len(items), kept(add("/spec/volumes", array(items))))
+        volumes = Volumes(
+            Patch().append("/spec/volumes", items).ops().kept(), Patch().add("/spec/volumes", array(items)).ops().kept()
+        )
         _put(self._volumes, key, (blueprint, volumes), self.limit)
         return volumes
 
 
 def _env(env: list[dict[str, object]]) -> Env:
     names = tuple(str(item["name"]) for item in env)
-    items = tuple(kept(value(item)) for item in env)
-    return Env(names, items, tuple(kept(appended(item)) for item in items), frozenset(names))
+    return Env(names, tuple(kept(value(item)) for item in env), frozenset(names))
 
 
 K = TypeVar("K")

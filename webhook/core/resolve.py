@@ -18,7 +18,7 @@ from webhook.common.models import (
     InvalidObject,
     ObjectRef,
 )
-from webhook.common.text import NAME_LIMIT, clip, listing
+from webhook.common.text import NAME_LIMIT, clip, elide, listing
 from webhook.core.index import ConfigView
 from webhook.core.pod import AGENT_IDENTITY, PodOptions
 from webhook.core.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
@@ -50,6 +50,7 @@ class Refused:
 
 
 Resolution = Resolved | Unnamed | Refused
+INVALID_LIMIT = 2048  # an invalid resource's message as quoted in a denial (its values are bounded already)
 
 
 def resolve(namespace: str, service_account: str, options: PodOptions, config: ConfigView) -> Resolution:
@@ -112,7 +113,7 @@ def _refused(
             f"(have: {have})",
             missing=ObjectRef(kind, namespace, name),
         )
-    return Refused("invalid-config", f'{named_by} "{name}", but {clip(found.message, 1024)}: fix the {kind}')
+    return Refused("invalid-config", f'{named_by} "{name}", but {elide(found.message, INVALID_LIMIT)}: fix the {kind}')
 
 
 def _not_ready(identity: AgentIdentity) -> Refused:

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from webhook.common.settings import SettingsError, load_model
+from webhook.common.settings import SettingsError, load_model, setting
 from webhook.core.placement import NATIVE_SIDECARS_SINCE, Mode, ModeSetting
 
 DEFAULT_IMAGE = "mcr.microsoft.com/entra-sdk/auth-sidecar:1.1.2-azurelinux3.0-distroless"
@@ -60,15 +60,24 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sidecar_image: Annotated[str, AfterValidator(_pinned_image)] = DEFAULT_IMAGE
-    sidecar_port: Annotated[int, Field(ge=1024, le=65535)] = 5000  # non-root cannot bind below 1024
-    mode: ModeSetting = "auto"
-    sidecar_cpu_request: Quantity = "50m"
-    sidecar_memory_request: Quantity = "128Mi"
-    sidecar_cpu_limit: Quantity = "500m"
-    sidecar_memory_limit: Quantity = "256Mi"
-    run_as_user: Annotated[int, Field(ge=1)] = DOTNET_APP_UID
-    own_namespace: str = "entra-system"
+    sidecar_image: Annotated[str, AfterValidator(_pinned_image)] = setting(
+        DEFAULT_IMAGE, "the injected sidecar's image, pinned by a tag other than latest or by a digest"
+    )
+    sidecar_port: int = setting(  # non-root cannot bind below 1024
+        5000, "the sidecar's port, 1024..65535 (a Pod that uses it takes another with entra.io/sidecar-port)",
+        ge=1024, le=65535,
+    )  # fmt: skip
+    mode: ModeSetting = setting(
+        "auto",
+        "where the sidecar goes: native (first init container, restartPolicy Always; Kubernetes 1.29+), container "
+        "(first container), or auto (native where the API server is 1.29 or newer, else container)",
+    )
+    sidecar_cpu_request: Quantity = setting("50m", "the sidecar's CPU request (a Kubernetes quantity)")
+    sidecar_memory_request: Quantity = setting("128Mi", "the sidecar's memory request (a Kubernetes quantity)")
+    sidecar_cpu_limit: Quantity = setting("500m", "the sidecar's CPU limit (a Kubernetes quantity)")
+    sidecar_memory_limit: Quantity = setting("256Mi", "the sidecar's memory limit (a Kubernetes quantity)")
+    run_as_user: int = setting(DOTNET_APP_UID, "the sidecar's numeric user (the .NET images' app user)", ge=1)
+    own_namespace: str = setting("entra-system", "the webhook's own namespace, never injected")
 
     def default_mode(self, server_version: tuple[int, int] | None) -> Mode:
         """`auto` picks native sidecars only where the API server is known to support them."""

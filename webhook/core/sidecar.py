@@ -25,7 +25,13 @@ TOKEN_DIR = "/var/run/secrets/entra.io/identity"
 TOKEN_FILE = "token"
 TMP_VOLUME = "entra-sidecar-tmp"
 KEYS_VOLUME = "entra-sidecar-keys"
-VOLUME_NAMES = (TOKEN_VOLUME, TMP_VOLUME, KEYS_VOLUME)
+# An empty directory where the ServiceAccount admission plugin would mount the Pod's Kubernetes API
+# token: a container with any mount at that path is one the plugin leaves alone (on 1.20 and 1.36
+# alike), so the sidecar holds no API token and the plugin, re-run after our patch, changes nothing
+# (no second webhook call). See docs/concepts/service-account-token.md.
+NO_API_TOKEN_VOLUME = "entra-sidecar-no-api-token"
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+VOLUME_NAMES = (TOKEN_VOLUME, TMP_VOLUME, KEYS_VOLUME, NO_API_TOKEN_VOLUME)
 
 SIDECAR_URL = "SIDECAR_URL"
 BLUEPRINT_APP_ID = "BLUEPRINT_APP_ID"
@@ -129,12 +135,17 @@ def sidecar_container(
     mounts: list[Json] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}, {"name": KEYS_VOLUME, "mountPath": "/app/keys"}]
     if _workload_identity(blueprint):
         mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
+    mounts.append({"name": NO_API_TOKEN_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True})
     container["volumeMounts"] = mounts
     return container
 
 
 def sidecar_volumes(blueprint: AgentBlueprint) -> list[Json]:
-    volumes: list[Json] = [{"name": TMP_VOLUME, "emptyDir": {}}, {"name": KEYS_VOLUME, "emptyDir": {}}]
+    volumes: list[Json] = [
+        {"name": TMP_VOLUME, "emptyDir": {}},
+        {"name": KEYS_VOLUME, "emptyDir": {}},
+        {"name": NO_API_TOKEN_VOLUME, "emptyDir": {}},
+    ]
     federation = _workload_identity(blueprint)
     if federation:
         token = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,16 +41,38 @@ def _group_of(api_version: Any) -> str:
     return text.rpartition("/")[0] if "/" in text else ""
 
 
+def is_list(document: Any) -> bool:
+    """A `v1/List` (what `kubectl get -o yaml` prints for more than one object) or a typed list like `PodList`."""
+    if not isinstance(document, dict):
+        return False
+    kind = document.get("kind")
+    return (
+        _group_of(document.get("apiVersion")) == ""
+        and isinstance(kind, str)
+        and kind.endswith("List")
+        and isinstance(document.get("items"), list)
+    )
+
+
+def flatten(documents: Iterable[Any]) -> Iterator[Any]:
+    """Every object among `documents`, the items of lists in their place (lists in lists too)."""
+    for document in documents:
+        if is_list(document):
+            yield from flatten(document["items"])
+        else:
+            yield document
+
+
 def find_templates(document: Any, path: tuple[str | int, ...] = ()) -> Iterator[Template]:
     """Every Pod template in a document, descending into `v1/List` items."""
     if not isinstance(document, dict):
         return
-    kind = document.get("kind")
-    group = _group_of(document.get("apiVersion"))
-    if group == "" and isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list):
+    if is_list(document):
         for index, item in enumerate(document["items"]):
             yield from find_templates(item, (*path, "items", index))
         return
+    kind = document.get("kind")
+    group = _group_of(document.get("apiVersion"))
     if not isinstance(kind, str) or kind not in TEMPLATES or group not in TEMPLATES[kind][0]:
         return
     node: Any = document

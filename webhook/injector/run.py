@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from webhook import __version__
 from webhook.common import logs
 from webhook.common.errors import UsageError
 from webhook.common.kubeapi import api_client
@@ -21,6 +22,7 @@ from webhook.injector.admission import Admission, Observer
 from webhook.injector.admission_log import AdmissionLog
 from webhook.injector.certs import service_names
 from webhook.injector.metrics import Metrics
+from webhook.injector.options import ServeOptions, load_serve_options
 from webhook.injector.server import Lifecycle, serve
 from webhook.injector.sources import ConfigSource
 from webhook.injector.sources.files import FileSource
@@ -43,86 +45,100 @@ def _read_server_version(api: Any | None) -> tuple[int, int] | None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    logs.configure(args.log_level)
+    options = load_serve_options(vars(args))
     settings = load_settings(vars(args), os.environ)
+    logs.configure(options.log_level)
     api = api_client(
-        args.kubeconfig, "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
+        options.kubeconfig, "pass a working kubeconfig, or --config PATH to read blueprints and identities from files"
     )
-    if args.manage_certs and api is None:
+    if options.manage_certs and api is None:
         raise UsageError("--manage-certs needs the cluster API: run in a cluster or pass --kubeconfig")
+    if api is None and not options.config:
+        raise UsageError(
+            "no AgentBlueprints or AgentIdentities to serve: pass --config PATH (files or directories of them), "
+            "--kubeconfig PATH (read them from that cluster), or run it in a cluster"
+        )
 
     source: ConfigSource
     metrics = Metrics(lambda: source.index)
-    if api is not None and not args.config:
+    if api is not None and not options.config:
         from webhook.injector.sources.cluster import ClusterSource
 
         source = ClusterSource(api, on_watch_restart=metrics.watch_restarted)
     else:
-        source = FileSource(args.config)
+        source = FileSource(options.config)
     version = args.server_version or _read_server_version(api)
 
     shutdown: list[Callable[[], None]] = []
     admission_log = AdmissionLog()
     observers: list[Observer] = [admission_log, metrics.observe]
     shutdown.append(admission_log.flush)  # what the last loop iteration left
-    if api is not None and not args.no_events:
+    if api is not None and options.events:
         from webhook.injector.events import EventRecorder
 
         recorder = EventRecorder.for_cluster(api, on_result=metrics.event_result)
         recorder.start()
         observers.append(recorder.observe)
         shutdown.append(recorder.stop)  # send what is queued before exiting
-    if args.manage_certs:
-        _start_rotation(api, args, settings)
+    if options.manage_certs:
+        _start_rotation(api, options, settings)
 
     admission = Admission(source, settings, version, observers)
     if settings.mode == "native" and admission.mode() != "native":
         log.warning("--mode native: %s", native_fallback(version))
     try:
         tls = ReloadingTLS(
-            args.cert_file, args.key_file, interval=args.tls_reload_seconds, on_reload=metrics.certificate_loaded
+            options.cert_file,
+            options.key_file,
+            interval=options.tls_reload_seconds,
+            on_reload=metrics.certificate_loaded,
         )
     except (OSError, ssl.SSLError) as error:
         raise UsageError(
-            f"cannot load the serving certificate --cert-file {args.cert_file} --key-file {args.key_file}: {error} "
-            "(make a pair with `entra-webhook certs --out DIR`)"
+            f"cannot load the serving certificate --cert-file {options.cert_file} --key-file {options.key_file}: "
+            f"{error} (make a pair with `entra-webhook certs --out DIR`)"
         ) from None
-    if args.metrics_port:
+    if options.metrics_port:
         try:
-            metrics.serve(args.metrics_host, args.metrics_port)
+            metrics.serve(options.metrics_host, options.metrics_port)
         except OSError as error:
             raise UsageError(
-                f"cannot serve metrics on {args.metrics_host}:{args.metrics_port} ({error}): "
+                f"cannot serve metrics on {options.metrics_host}:{options.metrics_port} ({error}): "
                 "choose another --metrics-port, or 0 to turn metrics off"
             ) from None
     log.info(
         "serving",
         extra={
-            "url": f"https://{args.host}:{args.port}/mutate",
+            "url": f"https://{options.host}:{options.port}/mutate",
+            "version": __version__,
             "config": type(source).__name__,
             "server_version": ".".join(map(str, version)) if version else None,
             "image": settings.sidecar_image,
             "mode": admission.mode(),
-            "metrics": f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None,
+            "metrics": f"http://{options.metrics_host}:{options.metrics_port}/metrics"
+            if options.metrics_port
+            else None,
         },
     )
     lifecycle = Lifecycle(admission, shutdown=shutdown)
-    serve(lifecycle, tls, args.host, args.port, drain_seconds=args.drain_seconds)
+    serve(lifecycle, tls, options.host, options.port, drain_seconds=options.drain_seconds)
     return 0
 
 
-def _start_rotation(api: Any, args: argparse.Namespace, settings: Settings) -> None:
+def _start_rotation(api: Any, options: ServeOptions, settings: Settings) -> None:
     """First sync before serving (TLS needs the files), then a background loop."""
     from webhook.injector.rotation import CertificateRotator, CertificateStore, Lifetimes
 
-    store = CertificateStore(api, settings.own_namespace, args.tls_secret, args.webhook_configuration)
+    store = CertificateStore(api, settings.own_namespace, options.tls_secret, options.webhook_configuration)
     rotator = CertificateRotator(
         store,
-        [*service_names(args.service, settings.own_namespace), *args.cert_dns],
-        args.cert_ip,
-        args.cert_file,
-        args.key_file,
-        Lifetimes(ca=dt.timedelta(hours=args.ca_validity_hours), serving=dt.timedelta(hours=args.cert_validity_hours)),
+        [*service_names(options.service, settings.own_namespace), *options.cert_dns],
+        options.cert_ip,
+        options.cert_file,
+        options.key_file,
+        Lifetimes(
+            ca=dt.timedelta(hours=options.ca_validity_hours), serving=dt.timedelta(hours=options.cert_validity_hours)
+        ),
     )
     delay = 1.0
     while True:
@@ -134,4 +150,4 @@ def _start_rotation(api: Any, args: argparse.Namespace, settings: Settings) -> N
             time.sleep(delay)
             delay = min(delay * 2, 30)
     stop = threading.Event()
-    threading.Thread(target=rotator.run, args=(stop, args.cert_sync_seconds), name="certs", daemon=True).start()
+    threading.Thread(target=rotator.run, args=(stop, options.cert_sync_seconds), name="certs", daemon=True).start()

@@ -119,6 +119,12 @@ def create_app(lifecycle: Lifecycle) -> Starlette:
     )
 
 
+# Longer than the idle timeout of the API server's webhook client (Go's default, 90 s), so a connection
+# left idle between sparse Pod creations is still there for the next call (no new TCP and TLS
+# handshake), and an idle connection is closed by the client, never under a request on its way.
+KEEP_ALIVE_SECONDS = 120
+
+
 class _DrainingServer(uvicorn.Server):
     """On the first SIGTERM: not ready at once, keep serving `drain_seconds`, then stop gracefully."""
 
@@ -158,6 +164,7 @@ def serve(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=int(graceful_seconds),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
     )
     config.load()

@@ -104,8 +104,31 @@ spec:
   values: [kube-system, kube-node-lease, kube-public, {{ .Release.Namespace }}]
 {{- end -}}
 
+{{/*
+Optional APIs a value needs, checked against the cluster before anything is created. Only a cluster's
+discovery names kinds (v1/Pod); offline, `helm template` and `helm lint` know no cluster and render as
+asked (pass --api-versions to `helm template` to check against a cluster's list).
+*/}}
+{{- define "entra-webhook.requireApis" -}}
+{{- $apis := .Capabilities.APIVersions -}}
+{{- if $apis.Has "v1/Pod" -}}
+{{- if and (eq .Values.certificates.mode "cert-manager") (not ($apis.Has "cert-manager.io/v1")) -}}
+{{- fail "certificates.mode=cert-manager needs cert-manager, but this cluster does not serve cert-manager.io/v1: install cert-manager (v1.0+) first, or set certificates.mode=self-managed (the webhook makes and rotates its own certificate)" -}}
+{{- end -}}
+{{- if not ($apis.Has "monitoring.coreos.com/v1") -}}
+{{- if .Values.metrics.serviceMonitor.enabled -}}
+{{- fail "metrics.serviceMonitor.enabled=true needs prometheus-operator, but this cluster does not serve monitoring.coreos.com/v1: install prometheus-operator first, or set metrics.serviceMonitor.enabled=false (and scrape the metrics port yourself)" -}}
+{{- end -}}
+{{- if .Values.metrics.prometheusRule.enabled -}}
+{{- fail "metrics.prometheusRule.enabled=true needs prometheus-operator, but this cluster does not serve monitoring.coreos.com/v1: install prometheus-operator first, or set metrics.prometheusRule.enabled=false (manifests/monitoring/alerts.yaml holds the same rules as a plain Prometheus rule file)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Rules the schema cannot say clearly: each fails `helm install`/`helm template` with the fix. */}}
 {{- define "entra-webhook.validate" -}}
+{{- include "entra-webhook.requireApis" . -}}
 {{- if hasSuffix ":latest" .Values.sidecar.image -}}
 {{- fail (printf "sidecar.image: pin the sidecar by a tag other than latest or by a digest (latest changes under running Pods), got %q" (trunc 100 .Values.sidecar.image)) -}}
 {{- end -}}

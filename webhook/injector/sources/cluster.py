@@ -18,7 +18,17 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.common.models import GROUP, KINDS, PLURALS, VERSION, ConfigObject, NotConfig, ObjectRef, parse_object
+from webhook.common.models import (
+    GROUP,
+    INSTALL_CRDS,
+    KINDS,
+    PLURALS,
+    VERSION,
+    ConfigObject,
+    NotConfig,
+    ObjectRef,
+    parse_object,
+)
 from webhook.common.watch import Follower
 from webhook.core.index import ConfigIndex
 
@@ -102,7 +112,7 @@ class ClusterSource:
             on_list,
             functools.partial(self._apply, kind),
             on_restart,
-            hint_404=" (are the CRDs installed? kubectl apply -k manifests/)",
+            hint_404=f" (are the CRDs installed? {INSTALL_CRDS})",
         )
 
     def _apply(self, kind: str, kind_of_event: str, raw: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from webhook.common.models import BLUEPRINT, IDENTITY, ConfigObject, NotConfig, ObjectRef, is_config, parse_object
 from webhook.core.documents import DocumentError, load_documents
 from webhook.core.index import ConfigIndex
+from webhook.core.workloads import flatten
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -28,9 +29,10 @@ class SourceError(ValueError):
 
 
 def config_objects(documents: Iterable[object], source: str, default_namespace: str) -> list[ConfigObject]:
-    """Our resources among `documents`; other kinds are not configuration and are passed over."""
+    """Our resources among `documents` and the lists among them (what `kubectl get ... -o yaml` prints); other
+    kinds are not configuration and are passed over."""
     found = []
-    for document in documents:
+    for document in flatten(documents):
         if isinstance(document, dict) and is_config(document):
             try:
                 found.append(parse_object(document, default_namespace))
