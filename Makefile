@@ -9,7 +9,7 @@ PORT ?= 8443
 K8S ?= 1.20,1.36
 export K8S
 
-.PHONY: install run certs test unit e2e e2e-image image release lint bench bench-apiserver fuzz soak control-plane helm manifests lock promtool clean
+.PHONY: install run certs test unit e2e e2e-image image release lint docs bench bench-apiserver fuzz soak control-plane helm manifests lock promtool clean
 
 install: $(VENV)/.installed
 
@@ -71,7 +71,8 @@ release: install helm image
 	$(BIN)/python -m scripts.release --helm $(HELM)
 
 # Also: the lock matches pyproject.toml, manifests/ is the chart's render, the chart lints,
-# the alerting rules are valid, and the Dockerfile passes hadolint.
+# the alerting rules are valid, the Dockerfile passes hadolint, the generated docs pages are
+# current and the docs site builds with every link and anchor checked.
 lint: install helm promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -82,6 +83,13 @@ lint: install helm promtool
 	$(HELM) lint --strict charts/entra-webhook
 	$(PROMTOOL) check rules manifests/monitoring/alerts.yaml
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/python -m scripts.render_docs --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Write docs/reference/ (and docs/changelog.md) from the sources they describe; commit the result.
+# `.venv/bin/mkdocs serve` previews the site.
+docs: install
+	$(BIN)/python -m scripts.render_docs
 
 # Builds each version's etcd, kube-apiserver, kube-controller-manager and kubectl once (cached under ~/.cache).
 control-plane:
@@ -129,4 +137,4 @@ soak: install control-plane
 	$(BIN)/python -m tests.soak
 
 clean:
-	rm -rf $(VENV) certs/*.crt certs/*.key .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) certs/*.crt certs/*.key .mypy_cache .ruff_cache .pytest_cache site

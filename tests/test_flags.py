@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 
 import webhook
-from scripts import render_settings
+from scripts import render_docs
+from scripts.reference import settings as settings_page
 from webhook.cli import build_parser, main
 
 COMMANDS = ["serve", "inject", "controller", "certs", "check", "entra-commands"]
 
 
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "settings.md"
+
+
 def subparsers() -> dict[str, argparse.ArgumentParser]:
-    return render_settings._subparsers(build_parser()[0])
+    return {name: sub for name, _, sub in settings_page.commands(build_parser()[0])}
 
 
 def help_of(command: str) -> str:
@@ -51,7 +55,7 @@ def test_every_flag_has_help_and_says_its_default(command: str) -> None:
 def test_help_and_the_settings_reference_list_the_same_flags(command: str) -> None:
     text = help_of(command)
     in_help = set(re.findall(r"^\s+(--[a-z-]+)", text, re.MULTILINE)) - {"--help"}
-    reference = render_settings.REFERENCE.read_text()
+    reference = REFERENCE.read_text()
     section = reference.split(f"## `entra-webhook {command}`", 1)[1].split("\n## ", 1)[0]
     sidecar = reference.split("## Sidecar settings", 1)[1]
     documented = set(re.findall(r"`(--[a-z-]+)`", section + (sidecar if command in {"serve", "inject"} else "")))
@@ -60,29 +64,31 @@ def test_help_and_the_settings_reference_list_the_same_flags(command: str) -> No
         assert flag.help in reference
 
 
-def test_the_readme_tables_and_the_reference_are_what_the_flags_say() -> None:
-    assert render_settings.differences() == [], "run `python -m scripts.render_settings` and commit the result"
+def test_the_settings_reference_is_what_the_flags_say() -> None:
+    assert REFERENCE.read_text() == render_docs.PAGES["reference/settings.md"](), "run `make docs` and commit it"
 
 
-def readme_rows(*blocks: str) -> dict[str, str]:
-    """Flag names -> default, from the README's settings tables."""
-    readme = render_settings.README.read_text()
-    rows: dict[str, str] = {}
-    for block in blocks:
-        table = readme.split(f"<!-- settings:{block} -->", 1)[1].split("<!-- /settings -->", 1)[0]
-        rows |= {row.split("|")[1].strip(): row.split("|")[3].strip() for row in table.splitlines() if row[:3] == "| `"}
-    return rows
+def reference_rows(command: str) -> dict[str, str]:
+    """Flag names -> default, from the command's section of the settings reference and the sidecar settings."""
+    reference = REFERENCE.read_text()
+    sections = [reference.split(f"## `entra-webhook {command}`\n", 1)[1].split("\n## ", 1)[0]]
+    if command in settings_page.SHARED_BY:
+        sections.append(reference.split(f"## {settings_page.SIDECAR}\n", 1)[1].split("\n## ", 1)[0])
+    cells = [row.split("|") for section in sections for row in section.splitlines() if row[:3] == "| `"]
+    return {cell[1].strip(): cell[3].strip() for cell in cells}
 
 
-@pytest.mark.parametrize(("command", "blocks"), [("serve", ("serve", "sidecar")), ("controller", ("controller",))])
-def test_the_readme_tables_match_help_row_by_row(command: str, blocks: tuple[str, ...]) -> None:
-    rows = readme_rows(*blocks)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_settings_reference_matches_help_row_by_row(command: str) -> None:
+    rows = reference_rows(command)
     text = help_of(command)
-    for flag in build_parser()[1][command].flags:
+    flags = build_parser()[1][command].flags
+    assert len(rows) == len(flags)
+    for flag in flags:
         names = ", ".join(f"`{name}`" for name in flag.names)
         assert names in rows
         default = "required" if flag.default is None else flag.default
-        assert default in rows[names].strip("`")
+        assert default == rows[names].strip("`")
         assert flag.render() in text
 
 

@@ -206,10 +206,11 @@ def test_the_alerts_fire_as_their_unit_tests_expect(promtool: str) -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_the_readmes_scrape_jobs_are_the_jobs_the_alerts_select() -> None:
-    """Without prometheus-operator, the README's scrape config gives the series the jobs the rule file selects."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    (block,) = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:] if b.startswith("scrape_configs:")]
+def test_the_documented_scrape_jobs_are_the_jobs_the_alerts_select() -> None:
+    """Without prometheus-operator, the monitoring page's scrape config gives the series the jobs the rule file
+    selects."""
+    page = (REPO_ROOT / "docs" / "operations" / "monitoring.md").read_text()
+    (block,) = [b.split("```", 1)[0] for b in page.split("```yaml\n")[1:] if b.startswith("scrape_configs:")]
     jobs = yaml.safe_load(block)["scrape_configs"]
     selected = {
         group: set(re.findall(r'job="([^"]+)"', " ".join(alerts.values())))

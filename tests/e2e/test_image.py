@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from scripts.sbom import LOCK, bom, in_image, read_lock, release_time
 from tests.e2e.conftest import apply
 from tests.e2e.test_controller import Cluster, cluster, controller, managed, namespace, wait_ready, workload_blueprint
 from tests.e2e.test_injection import eventually
-from tests.image import UID, innermost, root
+from tests.image import IMAGE, UID, buildah, innermost, root
 from tests.servers import Served
 
 pytestmark = pytest.mark.image
@@ -55,6 +56,11 @@ def test_the_controller_provisions_from_the_image_as_uid_65532_on_a_read_only_ro
         assert int(capabilities, 16) == 0
         apply(cluster.plane, managed(cluster, namespace, "from-the-image"))
         assert wait_ready(cluster.plane, namespace, "from-the-image")["status"]["clientId"]
+
+
+def test_the_image_is_labelled_with_the_package_version() -> None:
+    labels = json.loads(buildah("inspect", "--type", "image", "--format", "{{json .OCIv1.Config.Labels}}", IMAGE))
+    assert labels["org.opencontainers.image.version"] == webhook.__version__
 
 
 def test_the_release_sbom_lists_exactly_the_python_packages_installed_in_the_image() -> None:

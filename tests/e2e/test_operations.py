@@ -40,8 +40,8 @@ def build(plane: ControlPlane, directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize` with the kubectl of the server's version, as its users would.
 
     kubectl 1.20's kustomize (v2.0.3) cannot read directories under `resources`: there, a standalone
-    kustomize v5 (the release kubectl 1.36 embeds), as the README tells those users. The manifests are
-    rendered for current servers; on older ones, as the chart does by itself, the PodDisruptionBudget is
+    kustomize v5 (the release kubectl 1.36 embeds), as docs/getting-started/install.md tells those users. The
+    manifests are rendered for current servers; on older ones, as the chart does by itself, the PodDisruptionBudget is
     policy/v1beta1 before 1.21 (the fields are the same) and webhooks have no matchConditions before 1.30.
     """
     if plane.version >= (1, 21):

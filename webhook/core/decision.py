@@ -22,6 +22,7 @@ from webhook.core.pod import (
     service_account,
 )
 from webhook.core.pod import SYSTEM_NAMESPACES as _SYSTEM_NAMESPACES
+from webhook.core.reasons import Reason
 from webhook.core.rendered import Rendered
 from webhook.core.resolve import Refused, Resolved, Unnamed, resolve
 from webhook.core.settings import Settings
@@ -36,12 +37,12 @@ class Inject:
     patch: bytes  # the JSON Patch, encoded: what the AdmissionReview carries
     op_count: int
     warnings: list[str]
-    reason: str  # "injected", or "reinvoked" when only late containers got env
+    reason: Reason  # "injected", or "reinvoked" when only late containers got env
     blueprint: str
     identity: str | None
 
     @classmethod
-    def of(cls, ops: list[Json], warnings: list[str], reason: str, blueprint: str, identity: str | None) -> Inject:
+    def of(cls, ops: list[Json], warnings: list[str], reason: Reason, blueprint: str, identity: str | None) -> Inject:
         return cls(value(ops), len(ops), warnings, reason, blueprint, identity)
 
     @property
@@ -55,7 +56,7 @@ class Inject:
 class Skip:
     """Admitted unchanged; the message is also a warning to whoever created the Pod, unless `quiet`."""
 
-    reason: str
+    reason: Reason
     message: str
     quiet: bool = False
 
@@ -66,7 +67,7 @@ class Skip:
 
 @dataclass(frozen=True, slots=True)
 class Deny:
-    reason: str
+    reason: Reason
     message: str
     code: int = 403
     missing: ObjectRef | None = None  # a named object that a live lookup might still find (or find ready)
@@ -139,7 +140,7 @@ def _injected(
         # A reinvocation with nothing new to do: not news to the user.
         who = _who(pod, namespace, subject)
         return Skip("already-injected", f"{who}: already has the sidecar and every app container has its env", True)
-    reason = "reinvoked" if result.reinvoked else "injected"
+    reason: Reason = "reinvoked" if result.reinvoked else "injected"
     warnings = []
     if result.warnings:
         who = _who(pod, namespace, subject)

@@ -30,6 +30,7 @@ from webhook.core.pod import (
     url_port,
 )
 from webhook.core.pod import SIDECAR_NAME as SIDECAR
+from webhook.core.reasons import Reason
 from webhook.core.rendered import Env, Rendered
 from webhook.core.resolve import Resolved
 from webhook.core.settings import Settings
@@ -58,7 +59,7 @@ class Plan:
 class Conflict:
     """The Pod cannot take the sidecar as it is; `message` says what to change."""
 
-    reason: str
+    reason: Reason
     message: str
 
 

@@ -22,6 +22,7 @@ from webhook.common.text import NAME_LIMIT, clip, elide, listing
 from webhook.core.index import ConfigView
 from webhook.core.pod import AGENT_IDENTITY, PodOptions
 from webhook.core.pod import BLUEPRINT as BLUEPRINT_ANNOTATION
+from webhook.core.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ class Refused:
     """The Pod names something wrong. `missing` is set when a live lookup could still find it (or find it
     ready: the controller may have written its status a moment ago)."""
 
-    reason: str
+    reason: Reason
     message: str
     missing: ObjectRef | None = None
     not_ready: ObjectRef | None = None  # the managed identity the controller has not made ready yet
@@ -107,7 +108,7 @@ def _refused(
     if not isinstance(found, InvalidObject):
         have = listing(config.names(kind, namespace)) or "none"
         return Refused(
-            f"unknown-{'identity' if kind == IDENTITY else 'blueprint'}",
+            "unknown-identity" if kind == IDENTITY else "unknown-blueprint",
             f'{named_by} "{name}", but namespace "{clip(namespace, NAME_LIMIT)}" has no {kind} of that name '
             f"(have: {have})",
             missing=ObjectRef(kind, namespace, name),

@@ -255,8 +255,8 @@ blueprint's clientId or tenantId is wrong.
 {{- end -}}
 
 {{/*
-What to do about a condition reason ($labels.reason), as a Prometheus template: the README's table
-"Conditions you will see" in short.
+What to do about a condition reason ($labels.reason), as a Prometheus template: the table of
+docs/troubleshooting/conditions.md in short.
 */}}
 {{- define "entra-webhook.reasonAdvice" -}}
 {{`
@@ -285,8 +285,8 @@ What to do about a condition reason ($labels.reason), as a Prometheus template: 
 {{- else -}}
   The condition's message on each of them says what to do.
 {{- end }}
-`}} `kubectl get agentidentities -A -o wide` lists them by reason; the README's table of condition
-reasons says what each means.
+`}} `kubectl get agentidentities -A -o wide` lists them by reason;
+docs/troubleshooting/conditions.md says what each reason means.
 {{- end -}}
 
 {{/*
