@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from typing import Any
 
+import pytest
+
 from webhook.common.models import AgentBlueprint
-from webhook.controller.failure import Failure
+from webhook.controller.failure import Failure, Retry
 from webhook.controller.loop import Controller
 from webhook.controller.readiness import ACCESS_DENIED
 from webhook.controller.settings import ControllerSettings
@@ -131,7 +134,8 @@ def secret_blueprint(name: str = "sales", key: str = "secret") -> dict[str, Any]
 
 
 def blueprint_ready(loop: Controller, kube: RecordingKube, name: str = "sales") -> dict[str, Any]:
-    loop._handle(("AgentBlueprint", "agents", name))
+    with contextlib.suppress(Retry):  # a Secret not usable yet is read again (test_..._read_again_...)
+        loop._handle(("AgentBlueprint", "agents", name))
     ((_, _, found, status),) = [p for p in kube.patched if p[2] == name]
     assert found == name
     (ready,) = [c for c in status["conditions"] if c["type"] == "Ready"]
@@ -151,6 +155,33 @@ def test_a_client_secret_blueprint_whose_secret_is_missing_is_not_ready_and_says
     assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
     assert 'Secret "sales-secret" does not exist: create it' in ready["message"]
     assert kube.events == [("SecretNotFound", ready["message"], True)]
+
+
+def test_a_secret_not_usable_yet_is_read_again_with_the_backoff_until_it_is() -> None:
+    """No watch says when a Secret is created (the controller may not list Secrets): the pass asks for a retry,
+    also when the condition already says so, and the Secret read once it is there makes the blueprint Ready."""
+    kube = RecordingKube()
+    credentials = Credentials({}, {"sales-secret"})
+    loop = controller(kube, credentials)
+    listed(loop, [secret_blueprint()], [])
+    with pytest.raises(Retry) as retried:
+        loop._handle(("AgentBlueprint", "agents", "sales"))
+    assert (retried.value.reason, retried.value.after) == ("SecretNotFound", None)
+    ((_, _, _, status),) = kube.patched
+    loop._event("AgentBlueprint", "MODIFIED", secret_blueprint() | {"status": status})
+    with pytest.raises(Retry):  # written already: not again, but still read again
+        loop._handle(("AgentBlueprint", "agents", "sales"))
+    assert len(kube.patched) == 1
+    credentials.secrets["sales-secret"] = {"secret": "s"}
+    assert loop._handle(("AgentBlueprint", "agents", "sales")) == "Resolved"
+    assert conditions(kube.patched[-1][3])[0] == ("Ready", "True", "Resolved")
+
+
+def test_a_secret_the_controller_need_not_read_asks_for_no_retry() -> None:
+    kube = RecordingKube()
+    loop = controller(kube, Credentials({}, set()))
+    listed(loop, [secret_blueprint()], [])
+    assert loop._handle(("AgentBlueprint", "agents", "sales")) == "Resolved"
 
 
 def test_a_client_secret_blueprint_without_its_key_is_not_ready() -> None:

@@ -294,12 +294,15 @@ class Controller:
         status = reconcile.status_of(raw)
         generation = int(raw["metadata"].get("generation") or 0)
         unchanged = extra is None or status.get("federatedCredentials") == extra["federatedCredentials"]
-        if unchanged and reconcile.holds(status, wanted, generation):
-            return wanted[0].reason
-        fitted = [w for w in wanted[1:] if not w.status and reconcile.is_news(status, w)]
-        self.provisioner.status.report(raw, BLUEPRINT, wanted, extra=extra)
-        for misfit in fitted:
-            self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", misfit.message, warning=True)
+        if not (unchanged and reconcile.holds(status, wanted, generation)):
+            fitted = [w for w in wanted[1:] if not w.status and reconcile.is_news(status, w)]
+            self.provisioner.status.report(raw, BLUEPRINT, wanted, extra=extra)
+            for misfit in fitted:
+                self.kube.event(raw, BLUEPRINT, "TooManyFederatedCredentials", misfit.message, warning=True)
+        if secret is not None and not wanted[0].status:
+            # No watch tells when a Secret is created or granted (the controller may not list Secrets):
+            # it is read again with the backoff, as a managed identity's failure is retried.
+            raise Retry(wanted[0].reason)
         return wanted[0].reason
 
 
