@@ -3,9 +3,10 @@
 `write` sends a merge patch of conditions (and other fields) through the status subresource and
 returns the resource as the API server answered it; the caller's copy is never changed. `report`
 does the same for a condition that explains something, adds an Event when that is news (a new
-reason or message), and never raises for a status it could not write. `report` writes only over
-the version it judged the news on: a watch cache that is behind (a pass retried before our own
-last write came back) gets a 409 and neither a second write nor a second Event.
+reason or message) once the status says it, and never raises for a status it could not write.
+`report` writes only over the version it judged the news on: a watch cache that is behind (a pass
+retried before our own last write came back) gets a 409 and neither a second write nor a second
+Event; a write that failed announces nothing, as the next pass announces it when it writes it.
 """
 
 from __future__ import annotations
@@ -74,10 +75,12 @@ class StatusWriter:
         try:
             raw = self.write(raw, kind, wanted, extra, guard=True, drop=drop)
         except ApiException as error:
-            if error.status == 409:
-                return raw  # the resource changed since it was read: the next pass judges the news again
-            log.warning("could not write the status of %s/%s: %s", raw["metadata"].get("namespace"),
-                        raw["metadata"].get("name"), error.status)  # fmt: skip
+            # Not written: the next pass judges the news again on what is there, so an Event now would be
+            # announced twice (a 409: the resource changed since it was read; anything else: logged).
+            if error.status != 409:
+                log.warning("could not write the status of %s/%s: %s", raw["metadata"].get("namespace"),
+                            raw["metadata"].get("name"), error.status)  # fmt: skip
+            return raw
         if news:
             self.announce(raw, kind, first, warning)
         return raw
