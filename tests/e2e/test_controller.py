@@ -327,9 +327,25 @@ def _injected(plane: ControlPlane, document: dict[str, Any]) -> dict[str, Any] |
     return stored
 
 
-def _blueprint_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+def blueprint(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    """The AgentBlueprint as the API server has it, or {}."""
     status, body = plane.request("GET", f"/apis/entra.io/v1alpha1/namespaces/{namespace}/agentblueprints/{name}")
-    return (body.get("status") or None) if status == 200 else None
+    return body if status == 200 else {}
+
+
+def _blueprint_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    return blueprint(plane, namespace, name).get("status") or None
+
+
+def wait_blueprint(plane: ControlPlane, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The blueprint's Ready condition, once it has this reason."""
+
+    def found() -> dict[str, Any] | None:
+        listed = (_blueprint_status(plane, namespace, name) or {}).get("conditions") or []
+        return next((c for c in listed if c["type"] == "Ready" and c["reason"] == reason), None)
+
+    condition: dict[str, Any] = eventually(found, timeout=30)
+    return condition
 
 
 def test_a_client_secret_blueprint_waits_for_its_one_secret_to_be_granted_as_the_condition_says(
@@ -350,11 +366,14 @@ def test_a_client_secret_blueprint_waits_for_its_one_secret_to_be_granted_as_the
         assert "Ready=False, SecretAccessDenied" in refusal
         (event,) = eventually(lambda: events(plane, namespace, "SecretAccessDenied"))
         assert event["type"] == "Warning"
+        # The blueprint says so too (a managed identity needs its Secret), in an Event of its own.
+        assert wait_blueprint(plane, namespace, "sales", "SecretAccessDenied")["message"] == condition["message"]
 
         commands = condition["message"].split(": ", 1)[1]
         for command in commands.split(" && "):
             plane.kubectl(*shlex.split(command)[1:])  # exactly what the condition says to apply
         wait_ready(plane, namespace, "support")
+        assert wait_blueprint(plane, namespace, "sales", "Resolved")["status"] == "True"
         assert [i.method for i in cluster.doubles.entra.issued if i.app_id == app_id] == ["client_secret"]
         assert "blueprint-secret-value" not in running.logs()
         found = get(plane, namespace, "support")

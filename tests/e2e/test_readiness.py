@@ -18,35 +18,19 @@ from tests.e2e.test_controller import (
     ACCOUNT,
     SYSTEM,
     Cluster,
+    blueprint,
     cluster,
     controller,
     namespace,
     ready,
     resource,
+    wait_blueprint,
     wait_ready,
     wait_reason,
 )
 from tests.e2e.test_injection import eventually
 
 __all__ = ["cluster", "namespace"]  # the controller tests' fixtures (both modes), used here as there
-BLUEPRINTS = "/apis/entra.io/v1alpha1/namespaces/{ns}/agentblueprints/{name}"
-
-
-def blueprint(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    status, body = plane.request("GET", BLUEPRINTS.format(ns=namespace, name=name))
-    return body if status == 200 else {}
-
-
-def blueprint_ready(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
-    listed = (blueprint(plane, namespace, name).get("status") or {}).get("conditions") or []
-    return next((c for c in listed if c["type"] == "Ready"), None)
-
-
-def wait_blueprint(plane: ControlPlane, namespace: str, name: str, reason: str) -> dict[str, Any]:
-    found: dict[str, Any] = eventually(
-        lambda: (c := blueprint_ready(plane, namespace, name)) and c["reason"] == reason and c, timeout=30
-    )
-    return found
 
 
 def events_on(plane: ControlPlane, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
@@ -61,9 +45,8 @@ def one_event(plane: ControlPlane, namespace: str, kind: str, name: str, reason:
 
 def columns(plane: ControlPlane, namespace: str, *names: str) -> list[str]:
     """These columns of `kubectl get agentblueprint billing -o wide` (the CRD's printer columns)."""
-    header, row = plane.kubectl("get", "agentblueprint", "billing", "-n", namespace, "-o", "wide").stdout.split("\n")[
-        :2
-    ]
+    shown = plane.kubectl("get", "agentblueprint", "billing", "-n", namespace, "-o", "wide").stdout
+    header, row = shown.split("\n")[:2]
     return [row[header.index(f" {name} ") + 1 :].split()[0] for name in names]
 
 
