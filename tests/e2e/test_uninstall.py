@@ -7,6 +7,7 @@ Helm's side (crds/ is never deleted) is in test_chart.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -222,60 +223,64 @@ def test_removing_the_install_releases_every_identity_leaves_it_in_entra_and_not
         assert [i.id for i in doubles.graph.of_blueprint(app_id)] == [client_id]
 
 
+@contextlib.contextmanager
+def kustomize_install(
+    plane: ControlPlane, doubles: Doubles, workdir: Path, prefix: str
+) -> Iterator[tuple[Install, Cluster, str, str]]:
+    """The kustomize install, its controller's account, and a namespace with the blueprint "sales" and a managed
+    AgentIdentity "kept": (install, cluster, namespace, blueprint app id). Whatever is left goes at the end."""
+    kustomize = Install(plane, "kustomize")
+    kustomize.apply()
+    try:
+        cluster = _controller_cluster(plane, doubles, workdir, SYSTEM)
+        with opted_in_namespace(plane, prefix) as namespace:
+            app_id = _blueprint(cluster, namespace, SUBJECT)
+            apply(plane, managed(cluster, namespace, "kept"))
+            yield kustomize, cluster, namespace, app_id
+    finally:
+        kustomize.remove(again=True)
+
+
 def test_reinstalled_the_controller_holds_the_identity_again_without_creating_another(
     control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    kustomize = Install(control_plane, "kustomize")
-    kustomize.apply()
-    try:
-        cluster = _controller_cluster(control_plane, doubles, tmp_path_factory.mktemp("again"), SYSTEM)
-        with opted_in_namespace(control_plane, "again") as namespace:
-            _blueprint(cluster, namespace, SUBJECT)
-            apply(control_plane, managed(cluster, namespace, "kept"))
-            flags = ("--install-binding", BINDING)
-            with controller(cluster, namespace, *flags):
-                client_id = wait_ready(control_plane, namespace, "kept")["status"]["clientId"]
-                kustomize.remove()
-            assert not (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers")
-            kustomize.apply()
-            cluster = _controller_cluster(control_plane, doubles, tmp_path_factory.mktemp("again"), SYSTEM)
-            before = len(doubles.graph.requests)
-            with controller(cluster, namespace, *flags):
-                eventually(lambda: (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers"))
-                assert wait_ready(control_plane, namespace, "kept")["status"]["clientId"] == client_id
-                kustomize.remove()  # and again: nothing is left holding the namespace
-            assert creates(cluster, before) == 0
-            assert not (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers")
-    finally:
-        kustomize.remove(again=True)
+    workdir = tmp_path_factory.mktemp("again")
+    with kustomize_install(control_plane, doubles, workdir, "again") as (kustomize, cluster, namespace, _):
+        flags = ("--install-binding", BINDING)
+        with controller(cluster, namespace, *flags):
+            client_id = wait_ready(control_plane, namespace, "kept")["status"]["clientId"]
+            kustomize.remove()
+        assert not (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers")
+        kustomize.apply()
+        again = _controller_cluster(control_plane, doubles, tmp_path_factory.mktemp("again"), SYSTEM)
+        before = len(doubles.graph.requests)
+        with controller(again, namespace, *flags):
+            eventually(lambda: (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers"))
+            assert wait_ready(control_plane, namespace, "kept")["status"]["clientId"] == client_id
+            kustomize.remove()  # and again: nothing is left holding the namespace
+        assert creates(again, before) == 0
+        assert not (get(control_plane, namespace, "kept") or {})["metadata"].get("finalizers")
 
 
 def test_deleting_the_crds_with_the_controller_running_releases_every_identity_and_deletes_nothing_in_entra(
     control_plane: ControlPlane, doubles: Doubles, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    kustomize = Install(control_plane, "kustomize")
-    kustomize.apply()
-    try:
-        cluster = _controller_cluster(control_plane, doubles, tmp_path_factory.mktemp("crds"), SYSTEM)
-        with opted_in_namespace(control_plane, "crds") as namespace:
-            app_id = _blueprint(cluster, namespace, SUBJECT)
-            apply(control_plane, managed(cluster, namespace, "kept"))
-            with controller(cluster, namespace, "--install-binding", BINDING):
-                client_id = wait_ready(control_plane, namespace, "kept")["status"]["clientId"]
-                before = len(doubles.graph.requests)
-                try:
-                    # `kubectl delete -k manifests/crds`: every blueprint and identity goes with the CRDs.
-                    control_plane.kubectl("delete", "-f", "-", "--wait=true", "--timeout=60s",
-                                          input=yaml.safe_dump_all(build(control_plane, CRDS)))  # fmt: skip
-                finally:
-                    apply_crds(control_plane)
-            said = events(control_plane, namespace, "Released")  # by the CRD's deletion or the role's, first
-            assert said
-            assert all(f"agent identity {client_id} left in Entra as it is" in e["message"] for e in said)
-            assert [m for m, _ in doubles.graph.requests[before:] if m == "DELETE"] == []
-            assert [i.id for i in doubles.graph.of_blueprint(app_id)] == [client_id]
-    finally:
-        kustomize.remove(again=True)
+    workdir = tmp_path_factory.mktemp("crds")
+    with kustomize_install(control_plane, doubles, workdir, "crds") as (_, cluster, namespace, app_id):
+        with controller(cluster, namespace, "--install-binding", BINDING):
+            client_id = wait_ready(control_plane, namespace, "kept")["status"]["clientId"]
+            before = len(doubles.graph.requests)
+            try:
+                # `kubectl delete -k manifests/crds`: every blueprint and identity goes with the CRDs.
+                control_plane.kubectl("delete", "-f", "-", "--wait=true", "--timeout=60s",
+                                      input=yaml.safe_dump_all(build(control_plane, CRDS)))  # fmt: skip
+            finally:
+                apply_crds(control_plane)
+        said = events(control_plane, namespace, "Released")  # by the CRD's deletion or the role's, first
+        assert said
+        assert all(f"agent identity {client_id} left in Entra as it is" in e["message"] for e in said)
+        assert [m for m, _ in doubles.graph.requests[before:] if m == "DELETE"] == []
+        assert [i.id for i in doubles.graph.of_blueprint(app_id)] == [client_id]
 
 
 def _blueprint(cluster: Cluster, namespace: str, subject: str) -> str:
