@@ -6,7 +6,8 @@
 Each certificate mode is rendered with `helm template` (release entra-webhook in entra-system, for a
 current Kubernetes); the CRDs go to manifests/crds/, a kustomization of their own applied first and
 never part of the others (as Helm's crds/), so that deleting the install never deletes a blueprint or
-an identity. Objects that every mode renders alike go to manifests/base/, the rest to the mode's
+an identity; so does what Helm keeps at uninstall (`helm.sh/resource-policy: keep`: the controller's
+ClusterRole). Objects that every mode renders alike go to manifests/base/, the rest to the mode's
 directory: manifests/ itself for a certificate you bring, self-managed/ and cert-manager/ beside it,
 each a kustomization on ../base. manifests/monitoring/ gets the PrometheusRule, the ServiceMonitor and
 the dashboard ConfigMap, and the same alerting rules as a plain rule file. Comments in the templates
@@ -46,6 +47,7 @@ MONITORING = (
 MONITORING_TEMPLATES = ("templates/prometheusrule.yaml", "templates/servicemonitor.yaml", "templates/dashboard.yaml")
 HELM_ONLY_LABELS = ("helm.sh/chart:", "app.kubernetes.io/managed-by:")
 SOURCE_PREFIX = f"# Source: {CHART.name}/"
+KEPT = "helm.sh/resource-policy: keep"
 
 # Directories go under `resources` (kustomize v3+; `bases` is deprecated and warned about). kubectl 1.20's
 # own kustomize (v2.0.3) cannot read that: on such clusters build with a standalone kustomize, or use the chart.
@@ -56,7 +58,9 @@ KUSTOMIZE_NOTE = """\
 HEADERS = {
     "crds": """\
 # The AgentBlueprint and AgentIdentity CRDs, apart from the workloads so that `kubectl delete -k` of an
-# install never deletes them (which would delete every blueprint and identity). Apply them first:
+# install never deletes them (which would delete every blueprint and identity), and the controller's
+# ClusterRole, which it needs to release its finalizers when the install is removed (it grants nothing
+# without the install's binding). Apply them first:
 #   kubectl apply -k manifests/crds
 # Before Kubernetes 1.25, kubectl's own schema of a CRD lacks x-kubernetes-validations: add
 # --validate=false (the server keeps the rules it knows and drops the CEL ones).
@@ -169,14 +173,17 @@ def render_all(helm: Path) -> dict[str, str]:
     """Every file under manifests/, by path relative to it."""
     rendered = {directory: render(helm, f"certificates.mode={mode}") for directory, mode in MODES.items()}
     crds = [d for d in rendered[""] if d.source.startswith("crds/")]
-    rendered = {directory: [d for d in documents if d not in crds] for directory, documents in rendered.items()}
+    kept = [d for d in rendered[""] if KEPT in d.text]  # what Helm keeps at uninstall goes with the CRDs
+    rendered = {directory: [d for d in documents if d not in crds and d not in kept]
+                for directory, documents in rendered.items()}  # fmt: skip
     shared = set.intersection(*(set(documents) for documents in rendered.values()))
     # Keep the chart's order: the first mode's documents, shared ones only.
     common = [d for d in rendered[""] if d in shared]
     files: dict[str, str] = {}
     crd_files = write_group(files, "", crds)  # crds/NAME.yaml
+    kept_files = write_group(files, "crds", kept)
     files["crds/kustomization.yaml"] = kustomization(
-        HEADERS["crds"], [], [name.removeprefix("crds/") for name in crd_files]
+        HEADERS["crds"], [], [name.removeprefix("crds/") for name in crd_files] + kept_files
     )
     for name in crd_files:  # paths in crds/kustomization.yaml are relative to crds/
         assert name.startswith("crds/"), name

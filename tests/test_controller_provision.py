@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import resource
 from webhook.common.models import AgentBlueprint, ConfigObject, parse_object
@@ -34,6 +35,10 @@ class Cluster:
         self.events: list[tuple[str, str, bool]] = []
         self.version = 10
         self.current: Json = {}  # the resource as the API server has it
+        self.crd_deleting = False
+
+    def identity_crd_deleting(self) -> bool:
+        return self.crd_deleting
 
     def patch_status(self, kind: str, namespace: str, name: str, status: Json, version: str | None = None) -> Json:
         del kind, namespace, name
@@ -339,3 +344,55 @@ def test_an_invalid_identity_the_controller_never_managed_is_reported_once_and_n
     ((_, patch, _),) = cluster.writes
     assert [c["type"] for c in patch["conditions"]] == ["Ready"]
     assert "spec.clientId" in patch["conditions"][0]["message"]
+
+
+# -- the install or the CRDs going -------------------------------------------------------------------------
+
+
+def deleted(**metadata: Any) -> Json:
+    return identity({"clientId": MADE}, deletionTimestamp="2026-01-02T00:00:00Z", **metadata)
+
+
+def test_an_identity_deleted_with_its_crd_is_released_and_nothing_in_entra_is_called() -> None:
+    cluster = Cluster()
+    cluster.crd_deleting = True
+    raw = deleted()
+    cluster.current = raw
+    graph = Blueprint()
+    assert provisioner(cluster, graph).reconcile(raw, blueprint_of) == "Released"
+    assert graph.calls == []
+    assert cluster.writes == [("finalizers", {"finalizers": []}, "10")]
+    ((reason, message, warning),) = cluster.events
+    assert (reason, warning) == ("Released", True)
+    assert message.startswith("the AgentIdentity CRD is being deleted (which deletes every AgentIdentity): finalizer "
+                              f"released, agent identity {MADE} left in Entra as it is")  # fmt: skip
+
+
+def test_an_identity_deleted_on_its_own_still_follows_its_deletion_policy() -> None:
+    cluster = Cluster()
+    raw = deleted()
+    cluster.current = raw
+    graph = Blueprint()
+    provisioner(cluster, graph).reconcile(raw, blueprint_of)
+    assert ("delete", MADE) in graph.calls
+
+
+def test_released_on_uninstall_the_finalizer_goes_with_an_event_and_a_conflict_is_read_again() -> None:
+    class Conflicting(Cluster):
+        conflicts = 1
+
+        def set_finalizers(self, raw: Json, finalizers: list[str]) -> Json:
+            if self.conflicts:
+                self.conflicts -= 1
+                raise ApiException(status=409)
+            return super().set_finalizers(raw, finalizers)
+
+    cluster = Conflicting()
+    raw = identity({"clientId": MADE})
+    cluster.current = raw | {"metadata": raw["metadata"] | {"resourceVersion": "12"}}
+    assert provisioner(cluster, Blueprint()).release(raw, "the controller's install is being removed") is True
+    assert cluster.writes == [("read", {}, None), ("finalizers", {"finalizers": []}, "12")]
+    ((reason, message, warning),) = cluster.events
+    assert (reason, warning) == ("Released", False)
+    assert message.startswith("the controller's install is being removed: finalizer released")
+    assert provisioner(cluster, Blueprint()).release(cluster.current, "again") is False  # not held any more

@@ -1,11 +1,13 @@
-"""The controller's Kubernetes calls: finalizers, status, Events, one Secret, the issuer."""
+"""The controller's Kubernetes calls: finalizers, status, Events, one Secret, the issuer, its own install."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -24,6 +26,18 @@ TIMEOUT = 10
 Json = dict[str, Any]
 
 
+IDENTITY_CRD = f"{PLURALS[IDENTITY]}.{GROUP}"
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the controller reads of one object of its own install: enough to hold it with a finalizer."""
+
+    finalizers: tuple[str, ...]
+    deleting: bool
+    version: str
+
+
 class SecretUnavailable(Exception):
     """Why a Secret could not be used: its HTTP status (0: no answer), a bounded description."""
 
@@ -38,6 +52,7 @@ class Kube:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
         self.host = socket.gethostname()
 
     def set_finalizers(self, raw: Json, finalizers: list[str]) -> Json:
@@ -49,6 +64,53 @@ class Kube:
             _content_type=MERGE, _request_timeout=TIMEOUT,
         )  # fmt: skip
         return updated
+
+    def identity_crd_deleting(self) -> bool:
+        """Whether the AgentIdentity CRD is being deleted (which deletes every AgentIdentity with it)."""
+        crd = client.ApiextensionsV1Api(self.api).read_custom_resource_definition(
+            IDENTITY_CRD, _request_timeout=TIMEOUT
+        )
+        return crd.metadata.deletion_timestamp is not None
+
+    def install_object(self, kind: str, name: str, namespace: str = "") -> Held | None:
+        """One object of the controller's install: its ClusterRole, ClusterRoleBinding or ServiceAccount (None:
+        gone)."""
+        try:
+            if kind == "ServiceAccount":
+                found = self.core.read_namespaced_service_account(name, namespace, _request_timeout=TIMEOUT)
+            elif kind == "ClusterRole":
+                found = self.rbac.read_cluster_role(name, _request_timeout=TIMEOUT)
+            else:
+                found = self.rbac.read_cluster_role_binding(name, _request_timeout=TIMEOUT)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        metadata = found.metadata
+        return Held(tuple(metadata.finalizers or ()), metadata.deletion_timestamp is not None,
+                    str(metadata.resource_version))  # fmt: skip
+
+    def with_fresh_token(self, namespace: str, name: str) -> Kube:
+        """The same client with a token just issued for this account (TokenRequest)."""
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 600}}  # fmt: skip
+        issued = self.core.create_namespaced_service_account_token(name, namespace, request, _request_timeout=TIMEOUT)
+        configuration = copy.copy(self.api.configuration)
+        configuration.api_key = {"authorization": f"Bearer {issued.status.token}"}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+        return Kube(client.ApiClient(configuration))
+
+    def set_install_finalizers(self, kind: str, name: str, namespace: str, held: Held, finalizers: list[str]) -> None:
+        """A merge patch of the finalizers, guarded by the version read (409 if it changed since)."""
+        patch = {"metadata": {"finalizers": finalizers or None, "resourceVersion": held.version}}
+        options: Json = {"_content_type": MERGE, "_request_timeout": TIMEOUT}
+        if kind == "ServiceAccount":
+            self.core.patch_namespaced_service_account(name, namespace, patch, **options)
+        elif kind == "ClusterRole":
+            self.rbac.patch_cluster_role(name, patch, **options)
+        else:
+            self.rbac.patch_cluster_role_binding(name, patch, **options)
 
     def read(self, kind: str, namespace: str, name: str) -> Json:
         """The resource as the API server has it now (not as a watch cache last saw it)."""

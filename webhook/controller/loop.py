@@ -81,6 +81,11 @@ class WorkQueue:
             self._busy.discard(key)
             self._changed.notify_all()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no key is being worked on (True), or `timeout` passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._busy, timeout)
+
     def pending(self) -> int:
         with self._changed:
             return len(self._due)
@@ -115,6 +120,7 @@ class Controller:
         self._followers: list[Follower] = []
         self._threads: list[threading.Thread] = []
         self._issuer: str | None = settings.issuer
+        self.uninstalling = threading.Event()  # the install is being removed: nothing is provisioned any more
 
     # -- watching ----------------------------------------------------------------------------
 
@@ -151,6 +157,14 @@ class Controller:
         self.stopping.set()
         for follower in self._followers:
             follower.stop()
+
+    def release_all(self, why: str) -> int:
+        """Provision nothing more, wait for the passes under way, then release every finalizer of ours on the
+        identities as listed now (each left in Entra as it is, with an Event). How many were released."""
+        self.uninstalling.set()
+        self.queue.wait_idle(self.settings.http_timeout_seconds * 2)
+        listed = self._list_call(IDENTITY)(_request_timeout=30)  # not the cache: maybe not filled yet
+        return sum(self.provisioner.release(raw, why) for raw in listed.get("items") or [])
 
     def _list_call(self, kind: str) -> Callable[..., Any]:
         if self.settings.namespace:
@@ -248,6 +262,8 @@ class Controller:
         if raw is None:
             return "Gone"
         if kind == IDENTITY:
+            if self.uninstalling.is_set():  # finalizers released: none is added again
+                return "Uninstalling"
             with self._lock:
                 if BLUEPRINT not in self._listed:  # "no such blueprint" would be a guess: listing them queues it
                     return "BlueprintsNotListed"

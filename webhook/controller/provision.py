@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from kubernetes.client.exceptions import ApiException
+
 from webhook.common.models import IDENTITY, INSTALL_CRDS, READY, AgentIdentity, ObjectRef
 from webhook.controller import advice, readiness, reconcile, steps
 from webhook.controller.credentials import BlueprintOf, Credentials, Session
@@ -47,6 +49,8 @@ from webhook.controller.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
+RELEASED = "Released"
+
 Json = dict[str, Any]
 ReadyOf = Callable[[str, str], Mapping[str, Any]]  # namespace, name -> that blueprint's Ready condition
 P = ParamSpec("P")
@@ -60,6 +64,16 @@ class Pass:
     raw: Json
     identity: AgentIdentity
     tag: str
+
+
+def left_in_entra(raw: Json, why: str) -> str:
+    """What a release without an Entra delete says: why, and what is left where."""
+    client_id = status_of(raw).get("clientId") or (raw.get("spec") or {}).get("clientId")
+    left = f"agent identity {client_id}" if client_id else "anything created for it"
+    return (
+        f"{why}: finalizer released, {left} left in Entra as it is (deletionPolicy applies only to an "
+        "AgentIdentity deleted on its own); reinstalled, the controller manages it again"
+    )
 
 
 class Stale(Exception):
@@ -131,6 +145,27 @@ class Provisioner:
             wanted = steps.failed(status, work.identity, failure.reason, failure.message, failure.unusable)
             self.status.report(work.raw, IDENTITY, wanted, extra={PENDING: None} if failure.forget_intent else None)
             raise Retry(failure.reason, failure.after) from None
+
+    def release(self, raw: Json, why: str) -> bool:
+        """Remove this controller's finalizer, leaving the identity in Entra as it is, with an Event saying
+        why; read again on a conflict. False: not held (gone, or not ours)."""
+        for _ in range(3):
+            finalizers = list(raw["metadata"].get("finalizers") or [])
+            if reconcile.FINALIZER not in finalizers:
+                return False
+            try:
+                self.kube.set_finalizers(raw, [f for f in finalizers if f != reconcile.FINALIZER])
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                if error.status != 409:
+                    raise
+                ref = raw["metadata"]
+                raw = self.kube.read(IDENTITY, ref["namespace"], ref["name"])
+                continue
+            self.status.announce(raw, IDENTITY, Wanted(READY, False, RELEASED, left_in_entra(raw, why)), warning=False)
+            return True
+        return False
 
     def _report(self, raw: Json, ready: Wanted) -> str:
         """The Ready condition of an identity the controller does not manage, written when it changed (a
@@ -334,6 +369,11 @@ class Provisioner:
         if identity.client_id is None and intent is None:  # every create is preceded by its intent
             log.info("%s deleted before any identity was created for it in Entra", identity.ref)
             return "Deleted"
+        if self.kube.identity_crd_deleting():
+            # Deleted with every other AgentIdentity, not on its own: the install is going, the identity stays.
+            why = "the AgentIdentity CRD is being deleted (which deletes every AgentIdentity)"
+            self.status.announce(raw, IDENTITY, Wanted(READY, False, RELEASED, left_in_entra(raw, why)), warning=True)
+            return RELEASED
         try:
             session = self.credentials.session(identity.ref.namespace, identity.blueprint, blueprint_of)
             tag = reconcile.marker(self.settings.cluster_name, str(raw["metadata"]["uid"]))

@@ -18,10 +18,11 @@ from types import FrameType
 
 from webhook.common import logs
 from webhook.common.errors import UsageError
-from webhook.common.kubeapi import api_client
+from webhook.common.kubeapi import api_client, api_errors, describe_api_error
 from webhook.controller.credentials import Credentials
 from webhook.controller.graph import Graph, Retrying
 from webhook.controller.health import HealthServer
+from webhook.controller.install import Install
 from webhook.controller.kube import Kube
 from webhook.controller.leader import Elector
 from webhook.controller.loop import Controller
@@ -87,10 +88,11 @@ def run_controller(args: argparse.Namespace) -> int:
         },
     )
     metrics.leading(False)
+    install = Install(kube, settings.install_binding, account) if settings.install_binding else None
     try:
         if not elector.acquire(stopping):
             return 0
-        code = _lead(elector, controller, probes, metrics, stopping)
+        code = _lead(elector, controller, probes, metrics, stopping, install)
         graph.close()
         return code
     finally:
@@ -99,9 +101,15 @@ def run_controller(args: argparse.Namespace) -> int:
 
 
 def _lead(
-    elector: Elector, controller: Controller, probes: Probes, metrics: ControllerMetrics, stopping: threading.Event
+    elector: Elector,
+    controller: Controller,
+    probes: Probes,
+    metrics: ControllerMetrics,
+    stopping: threading.Event,
+    install: Install | None,
 ) -> int:
-    """Reconcile until stopped (0, the Lease released) or until the Lease is lost (1: restart as a standby)."""
+    """Reconcile until stopped (0, the Lease released) or until the Lease is lost (1: restart as a standby).
+    Meanwhile hold the install, and release every identity when it is being removed."""
     metrics.leading(True)
     lost = threading.Event()
 
@@ -114,14 +122,53 @@ def _lead(
     probes.keeper.start()
     controller.start()
     probes.leading = True
+    watching = _Uninstall(install, controller)
+    watching.check()
+    ticks = 0
     while not stopping.wait(1.0):
-        pass
+        ticks += 1
+        if ticks % INSTALL_CHECK_TICKS == 0:
+            watching.check()
     controller.stop()
     if lost.is_set():
+        # An install being removed takes the Lease's Role with it: release first. Else the next leader holds it.
+        watching.check(only_if_going=True)
         return 1
+    watching.check(stopping=True)
     elector.release()
     log.info("controller stopped")
     return 0
+
+
+INSTALL_CHECK_TICKS = 2  # seconds between two looks at the install (two GETs)
+
+
+@dataclass
+class _Uninstall:
+    """The leader's side of docs/operations/uninstall.md: hold the install; when it goes, release every
+    identity once and let it go; on any other stop, let it go too."""
+
+    install: Install | None
+    controller: Controller
+    done: bool = False
+
+    def check(self, stopping: bool = False, only_if_going: bool = False) -> None:
+        """Look at the install: release and let go when it is going; else hold it, or let it go when stopping
+        (`only_if_going`: neither, the Lease being lost to another leader that holds it)."""
+        if self.install is None or self.done:
+            return
+        try:
+            if self.install.going() if only_if_going else self.install.hold_unless_going():
+                count = self.controller.release_all("the controller's install or its CRDs are being removed")
+                log.warning("the install or the CRDs are being removed: released %d AgentIdentities, each left in "
+                            "Entra", count)  # fmt: skip
+            elif not stopping or only_if_going:
+                return
+            self.install.let_go()  # nothing waits on a controller that is not running
+            self.done = True
+        except api_errors() as error:
+            log.warning("could not check the install (ClusterRole and ClusterRoleBinding %s, ServiceAccount %s): %s",
+                        self.install.name, "/".join(self.install.account), describe_api_error(error))  # fmt: skip
 
 
 def _trust(settings: ControllerSettings) -> ssl.SSLContext | bool:

@@ -89,6 +89,13 @@ class ControllerSettings(BaseModel):
     service_account: str | None = setting(
         None, "NAMESPACE:NAME of the controller's service account", unset="the token file's subject"
     )
+    install_binding: Name | None = setting(
+        None,
+        "the name of its own ClusterRole and ClusterRoleBinding: the leader holds a finalizer on them and on its "
+        "service account, and when one is deleted (the install or the CRDs being removed) releases its finalizer "
+        "on every AgentIdentity, leaving each in Entra (docs/operations/uninstall.md)",
+        unset="none: an uninstall is not watched for",
+    )
     log_level: LogLevel = setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
