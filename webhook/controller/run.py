@@ -140,7 +140,7 @@ def _lead(
     return 0
 
 
-INSTALL_CHECK_TICKS = 2  # seconds between two looks at the install (two GETs)
+INSTALL_CHECK_TICKS = 2  # seconds between two looks at the install (three GETs)
 
 
 @dataclass
