@@ -164,7 +164,8 @@ def controller(cluster: Cluster, namespace: str, *flags: str) -> Iterator[Runnin
 def blueprints_reported(plane: ControlPlane, namespace: str) -> bool:
     """Every AgentBlueprint of the namespace has a Ready condition for its current generation."""
     status, body = plane.request("GET", f"/apis/entra.io/v1alpha1/namespaces/{namespace}/agentblueprints")
-    assert status == 200, body
+    if status != 200:  # a CRD just created again (a test deleted it) answers 429 until it is served: ask again
+        return False
     return all(reported(found, "Ready") for found in body["items"])
 
 
