@@ -275,9 +275,8 @@ def test_deleting_the_crds_with_the_controller_running_releases_every_identity_a
                 control_plane.kubectl("delete", "-f", "-", "--wait=false",
                                       input=yaml.safe_dump_all(build(control_plane, CRDS)))  # fmt: skip
                 eventually(lambda: get(control_plane, namespace, "kept") is None, timeout=30)  # released, so gone
-                # The CRDs wait for every AgentIdentity in the cluster: earlier tests' ones, held by controllers
-                # that have stopped, are released by hand as the uninstall page says.
-                eventually(lambda: _release_others(control_plane, namespace) and _crds_gone(control_plane), 90)
+                # The CRDs then wait for every AgentIdentity in the cluster, also earlier tests' ones held by
+                # controllers that have stopped (each watches its own namespace): nothing this test can judge.
             finally:
                 apply_crds(control_plane)
         said = events(control_plane, namespace, "Released")  # by the CRD's deletion or the role's, first
@@ -285,22 +284,6 @@ def test_deleting_the_crds_with_the_controller_running_releases_every_identity_a
         assert all(f"agent identity {client_id} left in Entra as it is" in e["message"] for e in said)
         assert [m for m, _ in doubles.graph.requests[before:] if m == "DELETE"] == []
         assert [i.id for i in doubles.graph.of_blueprint(app_id)] == [client_id]
-
-
-def _release_others(plane: ControlPlane, namespace: str) -> bool:
-    """Earlier tests' identities outside `namespace`, still held by controllers that have stopped (each test's
-    controller watches its own namespace), released as the uninstall page does by hand. True when done."""
-    listed = json.loads(plane.kubectl("get", "agentidentities", "-A", "-o", "json", check=False).stdout or "{}")
-    for held in listed.get("items") or []:
-        metadata = held["metadata"]
-        if metadata["namespace"] != namespace and metadata.get("finalizers"):
-            plane.kubectl("patch", "agentidentity", metadata["name"], "-n", metadata["namespace"], "--type=json",
-                          "-p", '[{"op":"remove","path":"/metadata/finalizers"}]', check=False)  # fmt: skip
-    return True
-
-
-def _crds_gone(plane: ControlPlane) -> bool:
-    return plane.kubectl("get", "crd", *CRD_NAMES, "--ignore-not-found", "-o", "name").stdout.strip() == ""
 
 
 def _blueprint(cluster: Cluster, namespace: str, subject: str) -> str:
