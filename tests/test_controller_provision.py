@@ -396,3 +396,18 @@ def test_released_on_uninstall_the_finalizer_goes_with_an_event_and_a_conflict_i
     assert (reason, warning) == ("Released", False)
     assert message.startswith("the controller's install is being removed: finalizer released")
     assert provisioner(cluster, Blueprint()).release(cluster.current, "again") is False  # not held any more
+
+
+def test_a_second_pass_on_a_stale_copy_of_an_identity_deleted_with_its_crd_says_nothing_again() -> None:
+    class Stale(Cluster):
+        def set_finalizers(self, raw: Json, finalizers: list[str]) -> Json:
+            del raw, finalizers
+            raise ApiException(status=409)  # released already by the first pass
+
+    cluster = Stale()
+    cluster.crd_deleting = True
+    raw = deleted()
+    cluster.current = raw
+    with pytest.raises(ApiException):
+        provisioner(cluster, Blueprint()).reconcile(raw, blueprint_of)
+    assert cluster.events == []

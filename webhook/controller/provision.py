@@ -133,7 +133,11 @@ class Provisioner:
             if step.warning:
                 log.warning("%s", step.warning)
             outcome = self._delete(raw, step.doomed, blueprint_of) if step.doomed else step.outcome
-            self.kube.set_finalizers(raw, step.finalizers)
+            self.kube.set_finalizers(raw, step.finalizers)  # guarded: a pass on a stale copy stops here
+            if outcome == RELEASED:  # said once the release is written, so a second pass says nothing
+                why = "the AgentIdentity CRD is being deleted (which deletes every AgentIdentity)"
+                self.status.announce(raw, IDENTITY, Wanted(READY, False, RELEASED, left_in_entra(raw, why)),
+                                     warning=True)  # fmt: skip
             return outcome
         if step.finalizers is not None:
             raw = self.kube.set_finalizers(raw, step.finalizers)
@@ -371,8 +375,6 @@ class Provisioner:
             return "Deleted"
         if self.kube.identity_crd_deleting():
             # Deleted with every other AgentIdentity, not on its own: the install is going, the identity stays.
-            why = "the AgentIdentity CRD is being deleted (which deletes every AgentIdentity)"
-            self.status.announce(raw, IDENTITY, Wanted(READY, False, RELEASED, left_in_entra(raw, why)), warning=True)
             return RELEASED
         try:
             session = self.credentials.session(identity.ref.namespace, identity.blueprint, blueprint_of)
